@@ -1,0 +1,436 @@
+//! The plumbing every binary shares: flags common to all tools, logging to
+//! stderr, account resolution from flags, `MAILBOT_*` variables and the
+//! config file, and the end of `main` that turns an outcome into an exit
+//! status and a one-line message.
+//!
+//! The rest of the library never reads the environment; this module reads
+//! it only through clap's `env` attributes and [`ProcessEnv::capture`],
+//! which binaries call once at start.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config::{self, Account, Config, Secret};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exit::{self, Exit};
+
+/// What binaries take from the process environment besides their flags.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessEnv {
+    /// `$HOME`.
+    pub home: Option<PathBuf>,
+    /// `$XDG_CONFIG_HOME`.
+    pub xdg_config_home: Option<PathBuf>,
+    /// `$XDG_DATA_HOME`.
+    pub xdg_data_home: Option<PathBuf>,
+    /// `$MAILBOT_PASSWORD`.
+    pub password: Option<Secret>,
+}
+
+impl ProcessEnv {
+    /// Reads the variables above from the process environment.
+    pub fn capture() -> Self {
+        let path = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        ProcessEnv {
+            home: path("HOME"),
+            xdg_config_home: path("XDG_CONFIG_HOME"),
+            xdg_data_home: path("XDG_DATA_HOME"),
+            password: std::env::var("MAILBOT_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+        }
+    }
+
+    /// `$XDG_DATA_HOME/mailbot`, else `~/.local/share/mailbot`: where the
+    /// embedded default keeps its maildir and index.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        let base = match &self.xdg_data_home {
+            Some(x) if x.is_absolute() => x.clone(),
+            _ => self.home.as_ref()?.join(".local/share"),
+        };
+        Some(base.join("mailbot"))
+    }
+}
+
+/// `-v`, `-q` and the log filter, flattened into every binary's flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LogArgs {
+    /// Say more on stderr (-v: a summary and each step, -vv: debugging).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Say nothing on stderr but errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log filter in tracing's syntax (e.g. `mailbot=debug`); overrides -v/-q.
+    #[arg(long, env = "MAILBOT_LOG", value_name = "FILTER", global = true)]
+    pub log: Option<String>,
+}
+
+impl LogArgs {
+    /// Starts logging to stderr at the level the flags ask for. Warnings
+    /// are shown by default, errors only with `-q`.
+    pub fn init(&self) {
+        let default = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            (false, _) => "trace",
+        };
+        let filter = self
+            .log
+            .as_deref()
+            .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+            .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(io::stderr)
+            .without_time()
+            .with_target(false)
+            .try_init();
+    }
+}
+
+/// The flags that choose an account and its credentials, shared by the
+/// tools that talk to servers.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AccountArgs {
+    /// Configuration file [default: $XDG_CONFIG_HOME/mailbot/config.toml].
+    #[arg(long, env = "MAILBOT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Account from the configuration file.
+    #[arg(long, env = "MAILBOT_ACCOUNT", value_name = "NAME")]
+    pub account: Option<String>,
+    /// Login name, when the URL does not carry one.
+    #[arg(long, env = "MAILBOT_USER", value_name = "USER")]
+    pub user: Option<String>,
+    /// Command whose first output line is the password (the password itself
+    /// can come from MAILBOT_PASSWORD; never from the command line).
+    #[arg(long, env = "MAILBOT_PASSWORD_COMMAND", value_name = "CMD")]
+    pub password_command: Option<String>,
+    /// PEM file of CA certificates to trust instead of the system's.
+    #[arg(long, env = "MAILBOT_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify TLS certificates (only for tests; says so on stderr).
+    #[arg(long, env = "MAILBOT_INSECURE")]
+    pub insecure: bool,
+}
+
+/// An account as the program will use it: the config file's values with
+/// flags and variables laid over them.
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedAccount {
+    /// The account's name in the configuration, if it came from there.
+    pub name: Option<String>,
+    /// The merged settings.
+    pub account: Account,
+    /// The whole configuration, when a file was read (rules live there).
+    pub config: Option<Config>,
+    /// Whether `--insecure` was given.
+    pub insecure: bool,
+    /// `--password-command` given as a flag or variable, which beats
+    /// `MAILBOT_PASSWORD` and the file.
+    password_command_flag: Option<String>,
+    env_password: Option<Secret>,
+}
+
+impl AccountArgs {
+    /// Reads the configuration (when there is one) and lays the flags over
+    /// the chosen account. `over` carries the tool's own settings (URLs,
+    /// maildir) that beat the file's.
+    pub fn resolve(&self, env: &ProcessEnv, over: &Account) -> Result<ResolvedAccount> {
+        let (path, required) = match &self.config {
+            Some(p) => (Some(p.clone()), true),
+            None => (
+                config::default_path(env.xdg_config_home.as_deref(), env.home.as_deref()),
+                false,
+            ),
+        };
+        let config = match &path {
+            Some(p) => Config::load(p, required)?,
+            None => None,
+        };
+        let (name, base) = match &config {
+            Some(c) => match c.select_account(self.account.as_deref())? {
+                Some((n, a)) => (Some(n.to_string()), a.clone()),
+                None => (None, Account::default()),
+            },
+            None => {
+                if let Some(n) = &self.account {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!("account {n:?}"),
+                        "no configuration file to find it in",
+                    ));
+                }
+                (None, Account::default())
+            }
+        };
+        let flags = Account {
+            user: self.user.clone(),
+            password_command: self.password_command.clone(),
+            ca_file: self.ca_file.clone(),
+            ..Account::default()
+        };
+        let account = base
+            .overridden_by(&flags)
+            .overridden_by(over)
+            .with_home(env.home.as_deref());
+        Ok(ResolvedAccount {
+            name,
+            account,
+            config,
+            insecure: self.insecure,
+            password_command_flag: self.password_command.clone(),
+            env_password: env.password.clone(),
+        })
+    }
+}
+
+impl ResolvedAccount {
+    /// The password, in this order: `--password-command`
+    /// (or `MAILBOT_PASSWORD_COMMAND`), `MAILBOT_PASSWORD`, then the
+    /// account's `password_command` or `password` from the file.
+    pub fn password(&self) -> Result<Option<Secret>> {
+        if let Some(cmd) = &self.password_command_flag {
+            return config::secret_from_command(cmd, "--password-command").map(Some);
+        }
+        if let Some(p) = &self.env_password {
+            return Ok(Some(p.clone()));
+        }
+        self.account.password()
+    }
+}
+
+/// Parses the command line; a usage error prints clap's message and gives
+/// exit 64, `--help` and `--version` give 0.
+pub fn parse_args<T: Parser>() -> std::result::Result<T, ExitCode> {
+    parse_args_from(std::env::args_os())
+}
+
+/// [`parse_args`] over explicit arguments.
+pub fn parse_args_from<T, I>(args: I) -> std::result::Result<T, ExitCode>
+where
+    T: Parser,
+    I: IntoIterator,
+    I::Item: Into<OsString> + Clone,
+{
+    match T::try_parse_from(args) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let code = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
+            let _ = e.print();
+            Err(code.into())
+        }
+    }
+}
+
+/// Prints one error line `program: object: cause: cause` on stderr.
+pub fn report(program: &str, err: &anyhow::Error) {
+    let _ = writeln!(io::stderr().lock(), "{program}: {err:#}");
+}
+
+/// The end of every `main`: success gives its status; an error is printed
+/// as one line and mapped to its exit status, except a broken pipe on
+/// stdout, which for a filter is a normal way to end (status 0, silent).
+pub fn finish(program: &str, outcome: anyhow::Result<Exit>) -> ExitCode {
+    match outcome {
+        Ok(exit) => exit.into(),
+        Err(err) => {
+            let chain: &(dyn std::error::Error + 'static) = err.as_ref();
+            if exit::is_broken_pipe(chain) {
+                return Exit::Ok.into();
+            }
+            report(program, &err);
+            exit::exit_for(chain).into()
+        }
+    }
+}
+
+/// The text after the flags in `--help`: the tool's examples, then the
+/// exit-status table.
+pub fn after_help(examples: &str) -> String {
+    format!(
+        "Examples:\n{}\n\n{}",
+        examples.trim_end(),
+        Exit::help_table().trim_end()
+    )
+}
+
+/// Writes item paths to stdout, one per line or NUL-terminated with `-0`.
+/// Write errors (a closed pipe) are returned so `main` can end quietly.
+#[derive(Debug)]
+pub struct PathOutput<W: Write> {
+    out: W,
+    terminator: u8,
+}
+
+impl PathOutput<io::BufWriter<io::Stdout>> {
+    /// Paths to stdout.
+    pub fn stdout(nul: bool) -> Self {
+        PathOutput::new(io::BufWriter::new(io::stdout()), nul)
+    }
+}
+
+impl<W: Write> PathOutput<W> {
+    /// Paths to `out`.
+    pub fn new(out: W, nul: bool) -> Self {
+        PathOutput {
+            out,
+            terminator: if nul { 0 } else { b'\n' },
+        }
+    }
+
+    /// Writes one path (its raw bytes: non-UTF-8 names survive).
+    pub fn path(&mut self, path: &Path) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        self.out.write_all(path.as_os_str().as_bytes())?;
+        self.out.write_all(&[self.terminator])
+    }
+
+    /// Writes one line of text (a JSON object, a command).
+    pub fn line(&mut self, text: &str) -> io::Result<()> {
+        self.out.write_all(text.as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Flushes, so a pipeline sees each item as it is done.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[derive(Debug, Parser)]
+    struct Demo {
+        #[command(flatten)]
+        log: LogArgs,
+        #[command(flatten)]
+        account: AccountArgs,
+    }
+
+    fn env_with_config(dir: &Path, text: &str, mode: u32) -> ProcessEnv {
+        let cfg = dir.join("mailbot/config.toml");
+        fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        fs::write(&cfg, text).unwrap();
+        fs::set_permissions(&cfg, fs::Permissions::from_mode(mode)).unwrap();
+        ProcessEnv {
+            home: Some(PathBuf::from("/home/u")),
+            xdg_config_home: Some(dir.to_path_buf()),
+            ..ProcessEnv::default()
+        }
+    }
+
+    #[test]
+    fn usage_errors_are_64_and_help_is_0() {
+        let code = parse_args_from::<Demo, _>(["demo", "--no-such-flag"]).unwrap_err();
+        assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(64)));
+        let code = parse_args_from::<Demo, _>(["demo", "--help"]).unwrap_err();
+        assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(0)));
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_tool_settings_beat_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env_with_config(
+            dir.path(),
+            "[account.s]\nuser = \"file\"\nsmtp = \"smtp://a\"\nmaildir = \"~/Mail\"\n",
+            0o644,
+        );
+        let args = Demo::try_parse_from(["demo", "--user", "flag"]).unwrap();
+        let over = Account {
+            smtp: Some("smtps://b".into()),
+            ..Account::default()
+        };
+        let r = args.account.resolve(&env, &over).unwrap();
+        assert_eq!(r.name.as_deref(), Some("s"));
+        assert_eq!(r.account.user.as_deref(), Some("flag"));
+        assert_eq!(r.account.smtp.as_deref(), Some("smtps://b"));
+        assert_eq!(r.account.maildir, Some(PathBuf::from("/home/u/Mail")));
+    }
+
+    #[test]
+    fn no_config_is_fine_for_one_shot_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = ProcessEnv {
+            xdg_config_home: Some(dir.path().to_path_buf()),
+            ..ProcessEnv::default()
+        };
+        let args = Demo::try_parse_from(["demo"]).unwrap();
+        let r = args.account.resolve(&env, &Account::default()).unwrap();
+        assert!(r.config.is_none() && r.name.is_none());
+        let args = Demo::try_parse_from(["demo", "--account", "x"]).unwrap();
+        let err = args.account.resolve(&env, &Account::default()).unwrap_err();
+        assert_eq!(err.exit().code(), 78);
+    }
+
+    #[test]
+    fn readable_password_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env_with_config(dir.path(), "[account.s]\npassword = \"pw\"\n", 0o640);
+        let args = Demo::try_parse_from(["demo"]).unwrap();
+        let err = args.account.resolve(&env, &Account::default()).unwrap_err();
+        assert_eq!(err.exit().code(), 78);
+    }
+
+    #[test]
+    fn password_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = env_with_config(dir.path(), "[account.s]\npassword = \"file\"\n", 0o600);
+        let args = Demo::try_parse_from(["demo"]).unwrap();
+        let r = args.account.resolve(&env, &Account::default()).unwrap();
+        assert_eq!(r.password().unwrap().unwrap().expose(), "file");
+        env.password = Some(Secret::new("env".into()));
+        let r = args.account.resolve(&env, &Account::default()).unwrap();
+        assert_eq!(r.password().unwrap().unwrap().expose(), "env");
+        let args = Demo::try_parse_from(["demo", "--password-command", "echo cmd"]).unwrap();
+        let r = args.account.resolve(&env, &Account::default()).unwrap();
+        assert_eq!(r.password().unwrap().unwrap().expose(), "cmd");
+    }
+
+    #[test]
+    fn broken_pipe_finishes_quietly() {
+        let err = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe));
+        let code = finish("t", Err(err.context("writing stdout")));
+        assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(0)));
+        let err = anyhow::Error::new(Error::new(ErrorKind::Auth, "imap://h", "refused"));
+        let code = finish("t", Err(err));
+        assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(77)));
+    }
+
+    #[test]
+    fn path_output_terminators() {
+        let mut buf = Vec::new();
+        {
+            let mut out = PathOutput::new(&mut buf, true);
+            out.path(Path::new("a b")).unwrap();
+            out.path(Path::new("c\nd")).unwrap();
+        }
+        assert_eq!(buf, b"a b\0c\nd\0");
+    }
+
+    #[test]
+    fn help_ends_with_exit_table() {
+        let text = after_help("  mail-x a b\n");
+        assert!(text.starts_with("Examples:\n  mail-x a b\n\nExit status:\n"));
+        assert!(text.contains(" 75  temporary"));
+    }
+}

@@ -1,0 +1,424 @@
+//! The optional TOML configuration: accounts (address, SMTP and IMAP URLs,
+//! user, how to get the password, CA file, maildir) and the rules
+//! `mail-bot` runs.
+//!
+//! The library never looks for the file or reads the environment: the
+//! binaries find the path (`--config`, `MAILBOT_CONFIG`,
+//! `$XDG_CONFIG_HOME/mailbot/config.toml`) and pass it in, with the home
+//! directory used to expand `~`. A file that holds a password is refused
+//! unless only its owner can read it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Accounts by name (`[account.school]`).
+    #[serde(default)]
+    pub account: BTreeMap<String, Account>,
+    /// `[[rule]]` tables, kept as written; `mail-bot` gives them meaning.
+    #[serde(default)]
+    pub rule: Vec<toml::Table>,
+}
+
+/// One mail account. Every field is optional in the file; flags and
+/// `MAILBOT_*` variables fill or override them.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// The account's own address (`student@example.edu`).
+    pub address: Option<String>,
+    /// Login name, when the URLs do not carry one.
+    pub user: Option<String>,
+    /// Submission URL: `smtp://user@host:587` (STARTTLS) or `smtps://host:465`.
+    pub smtp: Option<String>,
+    /// IMAP URL: `imaps://user@host` or `imap://host:143` (STARTTLS).
+    pub imap: Option<String>,
+    /// The password itself; allowed only in a file of mode 0600.
+    pub password: Option<String>,
+    /// A command whose first line of output is the password (`pass show x`).
+    pub password_command: Option<String>,
+    /// A command whose first line of output is an OAuth2 access token.
+    pub oauth2_token_command: Option<String>,
+    /// PEM file with the CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The local maildir; `~` is expanded against the home directory.
+    pub maildir: Option<PathBuf>,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("address", &self.address)
+            .field("user", &self.user)
+            .field("smtp", &self.smtp)
+            .field("imap", &self.imap)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("password_command", &self.password_command)
+            .field("oauth2_token_command", &self.oauth2_token_command)
+            .field("ca_file", &self.ca_file)
+            .field("maildir", &self.maildir)
+            .finish()
+    }
+}
+
+/// The default location of the configuration file:
+/// `$XDG_CONFIG_HOME/mailbot/config.toml`, else `~/.config/mailbot/config.toml`.
+pub fn default_path(xdg_config_home: Option<&Path>, home: Option<&Path>) -> Option<PathBuf> {
+    let base = match xdg_config_home {
+        Some(x) if x.is_absolute() => x.to_path_buf(),
+        _ => home?.join(".config"),
+    };
+    Some(base.join("mailbot").join("config.toml"))
+}
+
+/// Replaces a leading `~` or `~/` with `home`.
+pub fn expand_tilde(path: &Path, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+impl Config {
+    /// Parses configuration text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config> {
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            let place = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: ")
+                }
+                None => String::new(),
+            };
+            Error::new(
+                ErrorKind::Config,
+                origin.display().to_string(),
+                format!("{place}{msg}"),
+            )
+        })
+    }
+
+    /// Reads and checks the file at `path`.
+    ///
+    /// `required` says whether the user named the file; an unnamed default
+    /// that does not exist is `Ok(None)` (no configuration is needed for
+    /// one-shot use), a named one that does not exist is a configuration
+    /// error. A file holding a password that others can read is refused.
+    pub fn load(path: &Path, required: bool) -> Result<Option<Config>> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !required => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(ErrorKind::Config, path.display().to_string(), e));
+            }
+        };
+        let config = Config::parse(&text, path)?;
+        if config.holds_password() {
+            let mode = fs::metadata(path)
+                .map_err(|e| Error::io(ErrorKind::Config, path.display().to_string(), e))?
+                .permissions()
+                .mode();
+            check_secret_mode(path, mode)?;
+        }
+        Ok(Some(config))
+    }
+
+    /// True when any account has a `password` field.
+    pub fn holds_password(&self) -> bool {
+        self.account.values().any(|a| a.password.is_some())
+    }
+
+    /// The account called `name`; with no name, the only account when
+    /// there is exactly one. `Ok(None)` when the file has no accounts and
+    /// none was asked for.
+    pub fn select_account(&self, name: Option<&str>) -> Result<Option<(&str, &Account)>> {
+        match name {
+            Some(n) => match self.account.get_key_value(n) {
+                Some((k, a)) => Ok(Some((k.as_str(), a))),
+                None => Err(Error::new(
+                    ErrorKind::Config,
+                    format!("account {n:?}"),
+                    format!("not in the configuration (known: {})", self.account_names()),
+                )),
+            },
+            None => match self.account.len() {
+                0 => Ok(None),
+                1 => Ok(self.account.iter().next().map(|(k, a)| (k.as_str(), a))),
+                _ => Err(Error::new(
+                    ErrorKind::Config,
+                    "account",
+                    format!(
+                        "the configuration has several; choose one with --account (known: {})",
+                        self.account_names()
+                    ),
+                )),
+            },
+        }
+    }
+
+    fn account_names(&self) -> String {
+        if self.account.is_empty() {
+            return "none".into();
+        }
+        self.account.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Refuses a file that holds a secret when its mode lets group or others
+/// read it.
+pub fn check_secret_mode(path: &Path, mode: u32) -> Result<()> {
+    if mode & 0o077 != 0 {
+        return Err(Error::new(
+            ErrorKind::Config,
+            path.display().to_string(),
+            format!(
+                "holds a password but is readable by others (mode {:04o}); run: chmod 600 {}",
+                mode & 0o7777,
+                crate::shell::quote(&path.display().to_string())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Account {
+    /// This account with every field set in `over` replacing its own.
+    pub fn overridden_by(&self, over: &Account) -> Account {
+        fn pick<T: Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
+            b.clone().or_else(|| a.clone())
+        }
+        Account {
+            address: pick(&self.address, &over.address),
+            user: pick(&self.user, &over.user),
+            smtp: pick(&self.smtp, &over.smtp),
+            imap: pick(&self.imap, &over.imap),
+            password: pick(&self.password, &over.password),
+            password_command: pick(&self.password_command, &over.password_command),
+            oauth2_token_command: pick(&self.oauth2_token_command, &over.oauth2_token_command),
+            ca_file: pick(&self.ca_file, &over.ca_file),
+            maildir: pick(&self.maildir, &over.maildir),
+        }
+    }
+
+    /// The account with `~` expanded in its paths.
+    pub fn with_home(mut self, home: Option<&Path>) -> Account {
+        self.ca_file = self.ca_file.map(|p| expand_tilde(&p, home));
+        self.maildir = self.maildir.map(|p| expand_tilde(&p, home));
+        self
+    }
+
+    /// The password: the `password` field when set, else the output of
+    /// `password_command`. `Ok(None)` when the account has neither.
+    pub fn password(&self) -> Result<Option<Secret>> {
+        if let Some(p) = &self.password {
+            return Ok(Some(Secret::new(p.clone())));
+        }
+        match &self.password_command {
+            Some(cmd) => secret_from_command(cmd, "password_command").map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A password or token: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The value, for handing to an authenticator.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
+}
+
+/// Runs `command` with `sh -c` and returns the first line it prints, as
+/// `password_command` and `oauth2_token_command` do. `what` names the
+/// setting in errors.
+pub fn secret_from_command(command: &str, what: &str) -> Result<Secret> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Error::io(ErrorKind::Config, what.to_string(), e))?;
+    if !output.status.success() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            what.to_string(),
+            format!("command failed ({})", output.status),
+        ));
+    }
+    let text = String::from_utf8(output.stdout).map_err(|_| {
+        Error::new(
+            ErrorKind::Config,
+            what.to_string(),
+            "command printed non-UTF-8 output",
+        )
+    })?;
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            what.to_string(),
+            "command printed nothing",
+        ));
+    }
+    Ok(Secret::new(line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const SAMPLE: &str = r#"
+[account.school]
+address = "student@example.edu"
+smtp = "smtp://student@smtp.example.edu:587"
+imap = "imaps://student@imap.example.edu"
+password_command = "echo s3cret; echo second-line"
+ca_file = "/etc/ssl/private-ca.pem"
+maildir = "~/Mail/school"
+
+[[rule]]
+account = "school"
+match = "tag:new and attachment:pdf"
+print = "lpr -P office {}"
+"#;
+
+    #[test]
+    fn parses_the_design_example() {
+        let c = Config::parse(SAMPLE, Path::new("c.toml")).unwrap();
+        let (name, acct) = c.select_account(None).unwrap().unwrap();
+        assert_eq!(name, "school");
+        assert_eq!(acct.address.as_deref(), Some("student@example.edu"));
+        assert_eq!(c.rule.len(), 1);
+        let acct = acct.clone().with_home(Some(Path::new("/home/s")));
+        assert_eq!(acct.maildir, Some(PathBuf::from("/home/s/Mail/school")));
+        assert_eq!(acct.password().unwrap().unwrap().expose(), "s3cret");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let err =
+            Config::parse("[account.a]\nsmtp_url = \"x\"\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let text = err.to_string();
+        assert!(text.starts_with("c.toml: line 2: "), "{text}");
+        assert!(text.contains("smtp_url"), "{text}");
+    }
+
+    #[test]
+    fn account_selection() {
+        let c = Config::parse("[account.a]\n[account.b]\n", Path::new("c")).unwrap();
+        assert_eq!(c.select_account(None).unwrap_err().exit().code(), 78);
+        assert_eq!(c.select_account(Some("b")).unwrap().unwrap().0, "b");
+        let err = c.select_account(Some("zz")).unwrap_err();
+        assert!(err.to_string().contains("known: a, b"), "{err}");
+        let empty = Config::default();
+        assert!(empty.select_account(None).unwrap().is_none());
+    }
+
+    #[test]
+    fn password_file_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        fs::write(&path, "[account.a]\npassword = \"hunter2\"\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::load(&path, true).unwrap_err();
+        assert_eq!(err.exit().code(), 78);
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        assert!(!err.to_string().contains("hunter2"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let c = Config::load(&path, true).unwrap().unwrap();
+        assert!(c.holds_password());
+        // No password in it: any mode is fine.
+        fs::write(&path, "[account.a]\npassword_command = \"pass a\"\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&path, true).unwrap().is_some());
+    }
+
+    #[test]
+    fn missing_file_is_fine_unless_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.toml");
+        assert!(Config::load(&path, false).unwrap().is_none());
+        assert_eq!(Config::load(&path, true).unwrap_err().exit().code(), 78);
+    }
+
+    #[test]
+    fn overrides_replace_only_what_is_set() {
+        let base = Account {
+            address: Some("a@x".into()),
+            smtp: Some("smtp://x".into()),
+            ..Account::default()
+        };
+        let over = Account {
+            smtp: Some("smtps://y".into()),
+            ..Account::default()
+        };
+        let merged = base.overridden_by(&over);
+        assert_eq!(merged.address.as_deref(), Some("a@x"));
+        assert_eq!(merged.smtp.as_deref(), Some("smtps://y"));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let a = Account {
+            password: Some("hunter2".into()),
+            ..Account::default()
+        };
+        assert!(!format!("{a:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Secret::new("hunter2".into())).contains("hunter2"));
+    }
+
+    #[test]
+    fn failing_password_command_is_a_config_error() {
+        let a = Account {
+            password_command: Some("exit 3".into()),
+            ..Account::default()
+        };
+        assert_eq!(a.password().unwrap_err().exit().code(), 78);
+    }
+
+    #[test]
+    fn default_path_prefers_xdg() {
+        assert_eq!(
+            default_path(Some(Path::new("/x")), Some(Path::new("/h"))),
+            Some(PathBuf::from("/x/mailbot/config.toml"))
+        );
+        assert_eq!(
+            default_path(None, Some(Path::new("/h"))),
+            Some(PathBuf::from("/h/.config/mailbot/config.toml"))
+        );
+        assert_eq!(
+            default_path(Some(Path::new("relative")), Some(Path::new("/h"))),
+            Some(PathBuf::from("/h/.config/mailbot/config.toml"))
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! mailbot: the library behind the `mail-*` binaries.
+//!
+//! One module per domain noun. The binaries parse flags, call in here and
+//! map errors to exit codes ([`exit`]); the library itself never exits and,
+//! apart from the binaries' plumbing in [`cli`], never reads the
+//! environment, config files it was not handed, or the terminal.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exit;
+pub mod maildir;
+pub mod shell;
+
+pub use error::{Error, ErrorKind, Result};
+pub use exit::Exit;

@@ -1,0 +1,836 @@
+//! Maildir folders: create them, deliver into them atomically, list what
+//! they hold and read or change the `:2,` flags of a message.
+//!
+//! Delivery follows the maildir rules to the letter: the message is written
+//! under `tmp/`, flushed to disk, renamed into `new/` (or `cur/`), and the
+//! directory entry is flushed too, so a crash at any point leaves either no
+//! message or a complete one. Names written are unique per host, process and
+//! call. Reading is lenient: foreign names with `!2,` or `;2,` as the info
+//! separator, Dovecot size fields (`,S=`, `,W=`), custom lowercase flags and
+//! files in `cur/` without any info are all accepted.
+//!
+//! This module does not lock, keep sync state or parse messages; those live
+//! with the tools that need them.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The three subdirectories every maildir folder has.
+pub const SUBDIRS: [&str; 3] = ["tmp", "new", "cur"];
+
+/// Which of the two message subdirectories a message sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subdir {
+    /// `new/`: delivered, not yet seen by a mail reader.
+    New,
+    /// `cur/`: seen by a mail reader; carries flags in its name.
+    Cur,
+}
+
+impl Subdir {
+    /// The directory name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subdir::New => "new",
+            Subdir::Cur => "cur",
+        }
+    }
+}
+
+/// The characters that may separate the unique part of a name from its
+/// info: `:` is the standard; `!` (mu, Windows-safe tools) and `;` (some
+/// Dovecot set-ups) are met in real maildirs.
+const INFO_SEPARATORS: [char; 3] = [':', '!', ';'];
+
+/// A message file in a maildir folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Full path of the file.
+    pub path: PathBuf,
+    /// The subdirectory it sits in.
+    pub subdir: Subdir,
+    /// The unique part of the name (before the info separator), size
+    /// fields included.
+    pub unique: String,
+    /// The info separator found in the name, if any.
+    pub separator: Option<char>,
+    /// The flags, sorted and without duplicates (empty when the name has no
+    /// `2,` info).
+    pub flags: String,
+}
+
+impl Entry {
+    /// Whether the message carries `flag` (e.g. `'S'` for seen).
+    pub fn has_flag(&self, flag: char) -> bool {
+        self.flags.contains(flag)
+    }
+
+    /// The value of the `,S=` size field, when the name has one.
+    pub fn size_field(&self) -> Option<u64> {
+        self.unique
+            .split(',')
+            .skip(1)
+            .find_map(|f| f.strip_prefix("S="))
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+/// Splits a file name into its unique part, the separator and its flags.
+///
+/// Only `2,` info carries flags; anything else after a separator (the
+/// experimental `1,` info) is kept as part of the unique name so nothing
+/// is lost when the file is renamed.
+pub fn parse_name(name: &str) -> (String, Option<char>, String) {
+    let bytes = name.as_bytes();
+    let mut at = None;
+    for (i, c) in name.char_indices().rev() {
+        if INFO_SEPARATORS.contains(&c) && bytes[i + 1..].starts_with(b"2,") {
+            at = Some((i, c));
+            break;
+        }
+    }
+    match at {
+        Some((i, sep)) => {
+            let flags = normalize_flags(&name[i + 3..]);
+            (name[..i].to_string(), Some(sep), flags)
+        }
+        None => (name.to_string(), None, String::new()),
+    }
+}
+
+/// Keeps only ASCII letters, sorted and without duplicates, as the maildir
+/// specification asks flags to be written.
+pub fn normalize_flags(flags: &str) -> String {
+    let mut chars: Vec<char> = flags.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+    chars.sort_unstable();
+    chars.dedup();
+    chars.into_iter().collect()
+}
+
+fn file_name_with_flags(unique: &str, separator: Option<char>, flags: &str) -> String {
+    let sep = separator.unwrap_or(':');
+    format!("{unique}{sep}2,{}", normalize_flags(flags))
+}
+
+/// A maildir folder on disk (the directory holding `tmp/`, `new/`, `cur/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maildir {
+    root: PathBuf,
+}
+
+/// A message written to `tmp/` and flushed, not yet visible to readers.
+///
+/// [`Staged::commit`] renames it into place; dropping it without a commit
+/// removes the temporary file, so an interrupted delivery never shows up
+/// in `new/` or `cur/`.
+#[derive(Debug)]
+pub struct Staged<'a> {
+    maildir: &'a Maildir,
+    tmp_path: PathBuf,
+    unique: String,
+    committed: bool,
+}
+
+impl Maildir {
+    /// A handle on an existing or future maildir at `root`. Nothing is
+    /// checked or created; see [`Maildir::create`] and [`Maildir::open`].
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Maildir { root: root.into() }
+    }
+
+    /// Opens an existing maildir, failing with `InputMissing` when any of
+    /// `tmp/`, `new/`, `cur/` is absent.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let md = Maildir::at(root);
+        for sub in ["new", "cur"] {
+            let p = md.root.join(sub);
+            if !p.is_dir() {
+                return Err(Error::new(
+                    ErrorKind::InputMissing,
+                    md.root.display().to_string(),
+                    format!("not a maildir (no {sub}/ folder)"),
+                ));
+            }
+        }
+        Ok(md)
+    }
+
+    /// Creates the folder and its `tmp/`, `new/`, `cur/` (mode 0700) when
+    /// missing; an existing maildir is left as it is.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
+        let md = Maildir::at(root);
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
+        for sub in SUBDIRS {
+            let p = md.root.join(sub);
+            builder.create(&p).map_err(|e| Error::writing(&p, e))?;
+        }
+        Ok(md)
+    }
+
+    /// The folder's path.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates (or opens) a Maildir++ subfolder: `Sent` becomes `.Sent`,
+    /// `Archive/2024` becomes `.Archive.2024`, with the `maildirfolder`
+    /// marker file Maildir++ readers expect.
+    pub fn create_maildirpp_folder(&self, name: &str) -> Result<Maildir> {
+        let dir = self.root.join(maildirpp_dir_name(name)?);
+        let sub = Maildir::create(&dir)?;
+        let marker = dir.join("maildirfolder");
+        if !marker.exists() {
+            File::create(&marker).map_err(|e| Error::writing(&marker, e))?;
+        }
+        Ok(sub)
+    }
+
+    /// Creates (or opens) a nested subfolder in the verbatim layout:
+    /// `Archive/2024` is the maildir `ROOT/Archive/2024`.
+    pub fn create_nested_folder(&self, name: &str) -> Result<Maildir> {
+        let mut dir = self.root.clone();
+        for part in name.split('/') {
+            check_folder_component(name, part)?;
+            dir.push(part);
+        }
+        Maildir::create(dir)
+    }
+
+    /// Lists the maildir folders below this one (not this one), by their
+    /// path relative to it, sorted: nested folders that hold `cur/` or
+    /// `new/`, and Maildir++ dot folders. `tmp`, `new`, `cur` themselves and
+    /// other dot entries are not descended into.
+    pub fn subfolders(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        collect_subfolders(&self.root, Path::new(""), &mut out, 0)?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// Lists the messages in `new/` and `cur/`, sorted by path. Dot files
+    /// and subdirectories are skipped; `tmp/` is never listed.
+    pub fn list(&self) -> Result<Vec<Entry>> {
+        let mut out = self.list_subdir(Subdir::New)?;
+        out.extend(self.list_subdir(Subdir::Cur)?);
+        Ok(out)
+    }
+
+    /// Lists the messages of one subdirectory, sorted by path. A missing
+    /// subdirectory is an empty list.
+    pub fn list_subdir(&self, subdir: Subdir) -> Result<Vec<Entry>> {
+        let dir = self.root.join(subdir.as_str());
+        let read = match fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::reading(&dir, e)),
+        };
+        let mut out = Vec::new();
+        for item in read {
+            let item = item.map_err(|e| Error::reading(&dir, e))?;
+            let name = item.file_name();
+            let Some(name) = name.to_str() else {
+                // Non-UTF-8 names are still messages; keep them with the
+                // lossy name for display but the real path for access.
+                let path = item.path();
+                if is_message_file(&item)? {
+                    let lossy = item.file_name().to_string_lossy().into_owned();
+                    let (unique, separator, flags) = parse_name(&lossy);
+                    out.push(Entry {
+                        path,
+                        subdir,
+                        unique,
+                        separator,
+                        flags,
+                    });
+                }
+                continue;
+            };
+            if name.starts_with('.') || !is_message_file(&item)? {
+                continue;
+            }
+            let (unique, separator, flags) = parse_name(name);
+            out.push(Entry {
+                path: item.path(),
+                subdir,
+                unique,
+                separator,
+                flags,
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Delivers `message` into `new/` and returns its path.
+    pub fn deliver(&self, message: &[u8]) -> Result<PathBuf> {
+        self.stage(message)?.commit()
+    }
+
+    /// Delivers `message` straight into `cur/` with `flags` (as a sync tool
+    /// does for a message already seen elsewhere) and returns its path.
+    pub fn deliver_with_flags(&self, message: &[u8], flags: &str) -> Result<PathBuf> {
+        self.stage(message)?.commit_with_flags(flags)
+    }
+
+    /// Writes `message` under `tmp/` and flushes it, without making it
+    /// visible. See [`Staged`].
+    pub fn stage(&self, message: &[u8]) -> Result<Staged<'_>> {
+        self.stage_from(&mut &message[..])
+    }
+
+    /// Like [`Maildir::stage`], streaming the message from a reader.
+    pub fn stage_from(&self, reader: &mut dyn Read) -> Result<Staged<'_>> {
+        let tmp_dir = self.root.join("tmp");
+        // A unique name can in theory collide with a leftover of an earlier
+        // process that had the same pid; `create_new` makes that a retry,
+        // never an overwrite.
+        for _ in 0..8 {
+            let unique = unique_name();
+            let tmp_path = tmp_dir.join(&unique);
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp_path);
+            let mut file = match file {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::writing(&tmp_path, e)),
+            };
+            let staged = Staged {
+                maildir: self,
+                tmp_path,
+                unique,
+                committed: false,
+            };
+            // On any failure below, dropping `staged` removes the file.
+            io::copy(reader, &mut file)
+                .and_then(|_| file.flush())
+                .and_then(|_| file.sync_all())
+                .map_err(|e| Error::writing(&staged.tmp_path, e))?;
+            return Ok(staged);
+        }
+        Err(Error::new(
+            ErrorKind::CannotCreate,
+            tmp_dir.display().to_string(),
+            "could not find a unique file name",
+        ))
+    }
+
+    /// Moves a message from `new/` to `cur/`, adding an empty `2,` info when
+    /// it has none, and returns the new entry. A message already in `cur/`
+    /// is returned unchanged.
+    pub fn move_to_cur(&self, entry: &Entry) -> Result<Entry> {
+        if entry.subdir == Subdir::Cur {
+            return Ok(entry.clone());
+        }
+        self.rename_entry(entry, Subdir::Cur, &entry.flags)
+    }
+
+    /// Replaces the flags of a message and returns the renamed entry. A
+    /// message in `new/` moves to `cur/`, since only `cur/` names carry
+    /// info. Flags are sorted and deduplicated; the original separator is
+    /// kept.
+    pub fn set_flags(&self, entry: &Entry, flags: &str) -> Result<Entry> {
+        let flags = normalize_flags(flags);
+        if entry.subdir == Subdir::Cur && entry.flags == flags && entry.separator.is_some() {
+            return Ok(entry.clone());
+        }
+        self.rename_entry(entry, Subdir::Cur, &flags)
+    }
+
+    /// Adds and removes flags: `add` then `remove`, each a string of flag
+    /// letters.
+    pub fn change_flags(&self, entry: &Entry, add: &str, remove: &str) -> Result<Entry> {
+        let mut flags: String = entry
+            .flags
+            .chars()
+            .filter(|c| !remove.contains(*c))
+            .collect();
+        flags.extend(add.chars().filter(|c| !remove.contains(*c)));
+        self.set_flags(entry, &flags)
+    }
+
+    fn rename_entry(&self, entry: &Entry, to: Subdir, flags: &str) -> Result<Entry> {
+        let name = file_name_with_flags(&entry.unique, entry.separator, flags);
+        let dest_dir = self.root.join(to.as_str());
+        let dest = dest_dir.join(&name);
+        rename_no_replace(&entry.path, &dest)?;
+        sync_dir(&dest_dir)?;
+        if entry.subdir != to {
+            sync_dir(&self.root.join(entry.subdir.as_str()))?;
+        }
+        Ok(Entry {
+            path: dest,
+            subdir: to,
+            unique: entry.unique.clone(),
+            separator: Some(entry.separator.unwrap_or(':')),
+            flags: normalize_flags(flags),
+        })
+    }
+
+    /// Removes files in `tmp/` older than `max_age_secs` (the maildir rule
+    /// is 36 hours): leftovers of deliveries that were interrupted. Returns
+    /// how many were removed.
+    pub fn clean_tmp(&self, max_age_secs: u64) -> Result<usize> {
+        let dir = self.root.join("tmp");
+        let read = match fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::reading(&dir, e)),
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for item in read {
+            let item = item.map_err(|e| Error::reading(&dir, e))?;
+            let meta = item
+                .metadata()
+                .map_err(|e| Error::reading(&item.path(), e))?;
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age.as_secs() >= max_age_secs);
+            if meta.is_file() && old {
+                fs::remove_file(item.path()).map_err(|e| Error::writing(&item.path(), e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl Staged<'_> {
+    /// The temporary file's path.
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp_path
+    }
+
+    /// Renames the message into `new/`, flushes the directory, and returns
+    /// the final path.
+    pub fn commit(self) -> Result<PathBuf> {
+        let name = self.unique.clone();
+        self.finish(Subdir::New, name)
+    }
+
+    /// Renames the message into `cur/` with `flags`, flushes the directory,
+    /// and returns the final path.
+    pub fn commit_with_flags(self, flags: &str) -> Result<PathBuf> {
+        let name = file_name_with_flags(&self.unique, None, flags);
+        self.finish(Subdir::Cur, name)
+    }
+
+    fn finish(mut self, to: Subdir, name: String) -> Result<PathBuf> {
+        let dir = self.maildir.root.join(to.as_str());
+        let dest = dir.join(name);
+        rename_no_replace(&self.tmp_path, &dest)?;
+        self.committed = true;
+        sync_dir(&dir)?;
+        Ok(dest)
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: a leftover is also cleaned by `clean_tmp` later.
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists. Maildir names are unique, so
+/// an existing target means something is wrong; overwriting would lose mail.
+fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
+    // Hard link then unlink gives an atomic no-replace rename on every
+    // local filesystem; link fails with AlreadyExists instead of replacing.
+    match fs::hard_link(from, to) {
+        Ok(()) => fs::remove_file(from).map_err(|e| Error::writing(from, e)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::new(
+            ErrorKind::CannotCreate,
+            to.display().to_string(),
+            "a message with this name already exists",
+        )),
+        // Filesystems without hard links: fall back to a checked rename.
+        Err(_) if !to.exists() => fs::rename(from, to).map_err(|e| Error::writing(to, e)),
+        Err(e) => Err(Error::writing(to, e)),
+    }
+}
+
+/// Flushes a directory's entries to disk, so a rename into it survives a
+/// crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::writing(dir, e))
+}
+
+fn is_message_file(item: &fs::DirEntry) -> Result<bool> {
+    let ty = item
+        .file_type()
+        .map_err(|e| Error::reading(&item.path(), e))?;
+    if ty.is_file() {
+        return Ok(true);
+    }
+    if ty.is_symlink() {
+        return Ok(item.path().is_file());
+    }
+    Ok(false)
+}
+
+fn collect_subfolders(base: &Path, rel: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
+    // Deep enough for any real hierarchy, shallow enough to stop a symlink
+    // loop.
+    if depth > 32 {
+        return Ok(());
+    }
+    let dir = base.join(rel);
+    let read = match fs::read_dir(&dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::reading(&dir, e)),
+    };
+    for item in read {
+        let item = item.map_err(|e| Error::reading(&dir, e))?;
+        let name = item.file_name();
+        let name_str = name.to_string_lossy();
+        if rel.as_os_str().is_empty() && SUBDIRS.contains(&name_str.as_ref()) {
+            continue;
+        }
+        let ty = item
+            .file_type()
+            .map_err(|e| Error::reading(&item.path(), e))?;
+        if !ty.is_dir() {
+            continue;
+        }
+        let is_maildirpp = name_str.starts_with('.') && name_str.len() > 1 && name_str != "..";
+        if name_str.starts_with('.') && !is_maildirpp {
+            continue;
+        }
+        let child_rel = rel.join(&name);
+        let child = base.join(&child_rel);
+        let is_folder = child.join("cur").is_dir() || child.join("new").is_dir();
+        if is_maildirpp && !is_folder {
+            // A dot directory that is not a maildir (.notmuch, .mailbot).
+            continue;
+        }
+        if is_folder {
+            out.push(child_rel.clone());
+        }
+        if !is_maildirpp {
+            collect_subfolders(base, &child_rel, out, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// The Maildir++ directory name for a folder name with `/` as hierarchy
+/// separator: `Archive/2024` → `.Archive.2024`.
+pub fn maildirpp_dir_name(name: &str) -> Result<String> {
+    let mut out = String::from(".");
+    for (i, part) in name.split('/').enumerate() {
+        check_folder_component(name, part)?;
+        if part.contains('.') {
+            return Err(Error::new(
+                ErrorKind::BadInput,
+                name,
+                "a Maildir++ folder name part cannot contain '.'",
+            ));
+        }
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(part);
+    }
+    Ok(out)
+}
+
+fn check_folder_component(name: &str, part: &str) -> Result<()> {
+    let bad = part.is_empty()
+        || part == "."
+        || part == ".."
+        || SUBDIRS.contains(&part)
+        || part.chars().any(|c| c.is_control() || c == '\\');
+    if bad {
+        return Err(Error::new(
+            ErrorKind::BadInput,
+            name,
+            format!("bad folder name part {part:?}"),
+        ));
+    }
+    Ok(())
+}
+
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
+
+/// A new unique maildir name: `SECONDS.M<micros>P<pid>Q<n>.<host>`, the
+/// form Dovecot and qmail write. `/` and `:` in the host name are escaped
+/// as `\057` and `\072`, as the maildir specification asks.
+pub fn unique_name() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        n,
+        host_for_names()
+    )
+}
+
+fn host_for_names() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let host = if host.is_empty() {
+        "localhost".into()
+    } else {
+        host
+    };
+    host.replace('/', "\\057").replace(':', "\\072")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/corpora")
+            .join(rel)
+    }
+
+    #[test]
+    fn parses_names_of_every_flavour() {
+        let cases = [
+            ("1234.M1P2.host", "1234.M1P2.host", None, ""),
+            ("1234.M1P2.host:2,", "1234.M1P2.host", Some(':'), ""),
+            ("1234.M1P2.host:2,SRF", "1234.M1P2.host", Some(':'), "FRS"),
+            (
+                "1220863087.12663_15.mindcrime!2,PS",
+                "1220863087.12663_15.mindcrime",
+                Some('!'),
+                "PS",
+            ),
+            ("special!2,Sabc", "special", Some('!'), "Sabc"),
+            (
+                "1035478339.27041_118.foo.org,S=1000,W=1030;2,RDF,",
+                "1035478339.27041_118.foo.org,S=1000,W=1030",
+                Some(';'),
+                "DFR",
+            ),
+            ("x:1,experimental", "x:1,experimental", None, ""),
+            ("a:2,SS", "a", Some(':'), "S"),
+        ];
+        for (name, unique, sep, flags) in cases {
+            let (u, s, f) = parse_name(name);
+            assert_eq!((u.as_str(), s, f.as_str()), (unique, sep, flags), "{name}");
+        }
+    }
+
+    #[test]
+    fn size_field_is_read() {
+        let (unique, separator, flags) = parse_name("1.M2P3.h,S=10956,W=11000:2,S");
+        let e = Entry {
+            path: PathBuf::new(),
+            subdir: Subdir::Cur,
+            unique,
+            separator,
+            flags,
+        };
+        assert_eq!(e.size_field(), Some(10956));
+    }
+
+    #[test]
+    fn deliver_writes_exact_bytes_into_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path().join("INBOX")).unwrap();
+        let msg = b"Subject: hi\r\n\r\nbody\r\n";
+        let path = md.deliver(msg).unwrap();
+        assert_eq!(path.parent().unwrap(), md.path().join("new"));
+        assert_eq!(fs::read(&path).unwrap(), msg);
+        assert!(
+            fs::read_dir(md.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+        let listed = md.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].path, path);
+        assert_eq!(listed[0].subdir, Subdir::New);
+    }
+
+    #[test]
+    fn names_are_unique_within_a_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let p = md.deliver(format!("n: {i}\n\n").as_bytes()).unwrap();
+            assert!(seen.insert(p));
+        }
+        assert_eq!(md.list().unwrap().len(), 200);
+    }
+
+    #[test]
+    fn interrupted_delivery_leaves_nothing_in_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path()).unwrap();
+        // Dropped before commit: as if the delivering code failed after
+        // writing but before the rename.
+        let staged = md.stage(b"Subject: lost\n\nx\n").unwrap();
+        let tmp = staged.tmp_path().to_path_buf();
+        assert!(tmp.exists());
+        drop(staged);
+        assert!(!tmp.exists());
+        assert!(md.list().unwrap().is_empty());
+
+        // Never committed nor cleaned up: as if the process was killed
+        // between the write and the rename. The file stays in tmp/ only.
+        let staged = md.stage(b"Subject: killed\n\nx\n").unwrap();
+        let tmp = staged.tmp_path().to_path_buf();
+        std::mem::forget(staged);
+        assert!(tmp.exists());
+        assert!(md.list_subdir(Subdir::New).unwrap().is_empty());
+        assert!(md.list_subdir(Subdir::Cur).unwrap().is_empty());
+        assert_eq!(md.clean_tmp(0).unwrap(), 1);
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn failed_write_removes_the_temporary_file() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path()).unwrap();
+        let err = md.stage_from(&mut Failing).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CannotCreate);
+        assert!(
+            fs::read_dir(md.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn flags_move_new_to_cur_and_keep_separator() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path()).unwrap();
+        md.deliver(b"a: b\n\nc\n").unwrap();
+        let e = md.list().unwrap().remove(0);
+        let e = md.move_to_cur(&e).unwrap();
+        assert_eq!(e.subdir, Subdir::Cur);
+        assert!(e.path.to_str().unwrap().ends_with(":2,"));
+        let e = md.change_flags(&e, "SF", "").unwrap();
+        assert_eq!(e.flags, "FS");
+        let e = md.change_flags(&e, "R", "F").unwrap();
+        assert_eq!(e.flags, "RS");
+        assert!(e.path.exists());
+        assert_eq!(md.list().unwrap(), vec![e.clone()]);
+
+        // A foreign `!` name keeps its separator when its flags change.
+        let foreign = md.path().join("cur/special!2,Sabc");
+        fs::write(&foreign, b"x: y\n\n").unwrap();
+        let f = md
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.unique == "special")
+            .unwrap();
+        let f = md.change_flags(&f, "F", "b").unwrap();
+        assert_eq!(f.path, md.path().join("cur/special!2,FSac"));
+    }
+
+    #[test]
+    fn file_in_cur_without_info_gets_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path()).unwrap();
+        fs::write(md.path().join("cur/test1"), b"a: b\n\n").unwrap();
+        let e = md.list().unwrap().remove(0);
+        assert_eq!((e.separator, e.flags.as_str()), (None, ""));
+        let e = md.set_flags(&e, "S").unwrap();
+        assert_eq!(e.path, md.path().join("cur/test1:2,S"));
+    }
+
+    #[test]
+    fn rename_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path()).unwrap();
+        fs::write(md.path().join("new/m1"), b"one").unwrap();
+        fs::write(md.path().join("cur/m1:2,S"), b"two").unwrap();
+        let e = md.list_subdir(Subdir::New).unwrap().remove(0);
+        let err = md.set_flags(&e, "S").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CannotCreate);
+        assert_eq!(fs::read(md.path().join("new/m1")).unwrap(), b"one");
+        assert_eq!(fs::read(md.path().join("cur/m1:2,S")).unwrap(), b"two");
+    }
+
+    #[test]
+    fn subfolders_in_both_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path()).unwrap();
+        md.create_maildirpp_folder("Archive/2024").unwrap();
+        md.create_maildirpp_folder("Sent").unwrap();
+        md.create_nested_folder("Lists/rust").unwrap();
+        fs::create_dir_all(md.path().join(".notmuch/xapian")).unwrap();
+        assert!(md.path().join(".Archive.2024/maildirfolder").exists());
+        let subs = md.subfolders().unwrap();
+        let subs: Vec<_> = subs.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(subs, vec![".Archive.2024", ".Sent", "Lists/rust"]);
+        assert!(md.create_nested_folder("../evil").is_err());
+        assert!(md.create_maildirpp_folder("a.b").is_err());
+    }
+
+    #[test]
+    fn reads_the_mu_corpus_maildir() {
+        let root = corpus("mu-maildirs/testdata/testdir");
+        if !root.exists() {
+            panic!("corpus missing: {}", root.display());
+        }
+        let md = Maildir::open(&root).unwrap();
+        let all = md.list().unwrap();
+        let new = all.iter().filter(|e| e.subdir == Subdir::New).count();
+        let cur = all.iter().filter(|e| e.subdir == Subdir::Cur).count();
+        assert_eq!((new, cur), (4, 15));
+        assert!(all.iter().all(|e| !e.path.starts_with(root.join("tmp"))));
+        let special = all.iter().find(|e| e.unique == "special").unwrap();
+        assert_eq!(
+            (special.separator, special.flags.as_str()),
+            (Some('!'), "Sabc")
+        );
+        let nested = Maildir::at(corpus("mu-maildirs/testdata/testdir2"));
+        let subs = nested.subfolders().unwrap();
+        let subs: Vec<_> = subs.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(subs, vec!["Foo", "bar", "wom_bat"]);
+    }
+
+    #[test]
+    fn reads_the_stalwart_corpus_maildir() {
+        let md = Maildir::open(corpus("stalwart-mail-parser/resources/maildir")).unwrap();
+        let all = md.list().unwrap();
+        assert_eq!(all.len(), 2);
+        let cur = all.iter().find(|e| e.subdir == Subdir::Cur).unwrap();
+        assert_eq!(cur.flags, "STln");
+        assert_eq!(cur.size_field(), Some(10956));
+        let subs = md.subfolders().unwrap();
+        let subs: Vec<_> = subs.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(subs, vec![".My Folder", ".My Folder.Nested Folder"]);
+        let nested = Maildir::open(md.path().join(".My Folder.Nested Folder")).unwrap();
+        let e = nested.list_subdir(Subdir::New).unwrap().remove(0);
+        assert_eq!((e.separator, e.flags.as_str()), (Some(';'), "DFR"));
+    }
+}
