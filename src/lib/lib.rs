@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod exit;
 pub mod maildir;
+pub mod mime;
 pub mod shell;
 
 pub use error::{Error, ErrorKind, Result};
