@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod file_name;
 pub mod exit;
 pub mod maildir;
 pub mod mime;
