@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dissect;
 pub mod error;
 pub mod file_name;
 pub mod exit;

@@ -1,0 +1,436 @@
+//! Writing a [`Dissection`] out: one folder per message (attachments,
+//! `body.txt`, `body.html`, `message.json`) or all attachments into one
+//! flat folder.
+//!
+//! Every file is written under a temporary name in the same folder
+//! (created with `create_new`), flushed, then hard-linked to its final
+//! name, which fails rather than replace anything — so a failure never
+//! leaves a partial file, an existing file is never overwritten, and a
+//! symlink planted under a final name is never followed (the link call
+//! fails on any existing name, symlinks included). A name already taken
+//! gets ` (1)`, ` (2)`, ... before its extension; a file already there with
+//! the very same bytes is reused instead, so a re-run duplicates nothing.
+//!
+//! The per-message folder is named from the message alone
+//! ([`folder_name`]); `message.json` is written last, and a folder that
+//! already holds one is a message already done: it is left untouched and
+//! the files it lists are reported again.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Dissection, MainHeaders, PartInfo, Role};
+use crate::error::{Error, ErrorKind, Result};
+use crate::file_name::{numbered, sanitize_file_name};
+use crate::mime::Defect;
+
+/// Where to write.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// One folder per message under this folder.
+    PerMessage(&'a Path),
+    /// Attachments only, all into this folder.
+    Flat(&'a Path),
+}
+
+/// A file written (or found already written) for a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WrittenFile {
+    /// Its full path.
+    pub path: PathBuf,
+    /// The part it came from.
+    pub part: String,
+    /// `attachment`, `body_text` or `body_html`.
+    pub role: String,
+    /// The declared name, decoded, when there was one.
+    pub declared_name: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256, hex.
+    pub sha256: String,
+}
+
+/// What [`write_dissection`] did.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The message folder (the flat folder with [`Target::Flat`]).
+    pub folder: PathBuf,
+    /// The files, in part order.
+    pub files: Vec<WrittenFile>,
+    /// True when the message folder was already complete and nothing was
+    /// written.
+    pub skipped: bool,
+    /// The `message.json` content (one line).
+    pub json: String,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    folder: String,
+    sha256: &'a str,
+    headers: &'a MainHeaders,
+    parts: &'a [PartInfo],
+    files: &'a [WrittenFile],
+    defects: &'a [Defect],
+}
+
+/// The folder a message lands in: a slug of its subject (when it has
+/// ASCII letters or digits) and the first 16 hex digits of the sha256 of
+/// its bytes. The same bytes always give the same name.
+pub fn folder_name(d: &Dissection) -> String {
+    let mut slug = String::new();
+    for c in d.headers.subject.as_deref().unwrap_or("").chars() {
+        if slug.len() >= 40 {
+            break;
+        }
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_matches('-');
+    let hash = &d.sha256[..d.sha256.len().min(16)];
+    if slug.is_empty() {
+        hash.to_string()
+    } else {
+        format!("{slug}-{hash}")
+    }
+}
+
+/// Writes the message's files (see the module documentation).
+pub fn write_dissection(d: &Dissection, target: Target<'_>) -> Result<Written> {
+    match target {
+        Target::PerMessage(out) => write_message_folder(d, out),
+        Target::Flat(dir) => write_flat(d, dir),
+    }
+}
+
+fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
+    let folder = out.join(folder_name(d));
+    let json_path = folder.join("message.json");
+    match fs::symlink_metadata(&folder) {
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+            return Err(Error::new(
+                ErrorKind::CannotCreate,
+                folder.display().to_string(),
+                "exists and is not a folder (a symlink is never followed)",
+            ));
+        }
+        Ok(_) => {
+            if let Ok(m) = fs::symlink_metadata(&json_path)
+                && m.is_file()
+            {
+                return already_written(&folder, &json_path);
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&folder) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::writing(&folder, e)),
+        },
+        Err(e) => return Err(Error::writing(&folder, e)),
+    }
+    let mut claimed: HashSet<String> = HashSet::new();
+    // Reserved for the report, whatever an attachment is called.
+    claimed.insert("message.json".into());
+    let mut files = Vec::new();
+    if let Some(text) = &d.body_text {
+        let f = place(&folder, "body.txt", text.as_bytes(), &mut claimed)?;
+        files.push(record(f, "1", "body_text", None, text.as_bytes()));
+        fix_part(&mut files, d, Role::BodyText);
+    }
+    if let Some(html) = &d.body_html {
+        let f = place(&folder, "body.html", html.as_bytes(), &mut claimed)?;
+        files.push(record(f, "", "body_html", None, html.as_bytes()));
+        fix_part(&mut files, d, Role::BodyHtml);
+    }
+    for a in &d.attachments {
+        let f = place(&folder, &a.file_name, &a.data, &mut claimed)?;
+        files.push(record(
+            f,
+            &a.part,
+            "attachment",
+            a.declared_name.clone(),
+            &a.data,
+        ));
+    }
+    let json = report_json(d, &folder, &files)?;
+    let mut text = json.clone();
+    text.push('\n');
+    write_new(&folder, "message.json", text.as_bytes())
+        .map_err(|e| Error::writing(&json_path, e))?;
+    crate::maildir::sync_dir(&folder)?;
+    Ok(Written {
+        folder,
+        files,
+        skipped: false,
+        json,
+    })
+}
+
+fn fix_part(files: &mut [WrittenFile], d: &Dissection, role: Role) {
+    if let (Some(f), Some(p)) = (files.last_mut(), d.parts.iter().find(|p| p.role == role)) {
+        f.part = p.path.clone();
+    }
+}
+
+fn report_json(d: &Dissection, folder: &Path, files: &[WrittenFile]) -> Result<String> {
+    let report = Report {
+        folder: folder.display().to_string(),
+        sha256: &d.sha256,
+        headers: &d.headers,
+        parts: &d.parts,
+        files,
+        defects: &d.defects,
+    };
+    serde_json::to_string(&report)
+        .map_err(|e| Error::new(ErrorKind::BadInput, "message.json", e.to_string()))
+}
+
+fn already_written(folder: &Path, json_path: &Path) -> Result<Written> {
+    let json = fs::read_to_string(json_path).map_err(|e| Error::reading(json_path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
+        Error::new(
+            ErrorKind::CannotCreate,
+            json_path.display().to_string(),
+            format!("unreadable report of an earlier run: {e}"),
+        )
+    })?;
+    let files = value
+        .get("files")
+        .cloned()
+        .map(serde_json::from_value::<Vec<WrittenFile>>)
+        .transpose()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::CannotCreate,
+                json_path.display().to_string(),
+                format!("unreadable report of an earlier run: {e}"),
+            )
+        })?
+        .unwrap_or_default();
+    Ok(Written {
+        folder: folder.to_path_buf(),
+        files,
+        skipped: true,
+        json: json.trim_end().to_string(),
+    })
+}
+
+fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
+    let mut claimed = HashSet::new();
+    let mut files = Vec::new();
+    for a in &d.attachments {
+        let f = place(dir, &a.file_name, &a.data, &mut claimed)?;
+        files.push(record(
+            f,
+            &a.part,
+            "attachment",
+            a.declared_name.clone(),
+            &a.data,
+        ));
+    }
+    if !files.is_empty() {
+        crate::maildir::sync_dir(dir)?;
+    }
+    let json = report_json(d, dir, &files)?;
+    Ok(Written {
+        folder: dir.to_path_buf(),
+        files,
+        skipped: false,
+        json,
+    })
+}
+
+fn record(
+    path: PathBuf,
+    part: &str,
+    role: &str,
+    declared_name: Option<String>,
+    data: &[u8],
+) -> WrittenFile {
+    WrittenFile {
+        path,
+        part: part.to_string(),
+        role: role.to_string(),
+        declared_name,
+        size: data.len() as u64,
+        sha256: hex::encode(Sha256::digest(data)),
+    }
+}
+
+/// Puts `data` in `dir` under `name` or the first free numbered variant,
+/// reusing a file that already holds exactly these bytes (and was not
+/// claimed by this message already).
+fn place(dir: &Path, name: &str, data: &[u8], claimed: &mut HashSet<String>) -> Result<PathBuf> {
+    let name = sanitize_file_name(name, "file");
+    for n in 0..100_000 {
+        let candidate = numbered(&name, n);
+        if claimed.contains(&candidate) {
+            continue;
+        }
+        let path = dir.join(&candidate);
+        match fs::symlink_metadata(&path) {
+            Ok(m) => {
+                if m.is_file()
+                    && m.len() == data.len() as u64
+                    && same_content(&path, data).unwrap_or(false)
+                {
+                    claimed.insert(candidate);
+                    return Ok(path);
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::writing(&path, e)),
+        }
+        match write_new(dir, &candidate, data) {
+            Ok(()) => {
+                claimed.insert(candidate);
+                return Ok(path);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::writing(&path, e)),
+        }
+    }
+    Err(Error::new(
+        ErrorKind::CannotCreate,
+        dir.join(&name).display().to_string(),
+        "too many files of that name",
+    ))
+}
+
+fn same_content(path: &Path, data: &[u8]) -> io::Result<bool> {
+    // O_NOFOLLOW is not needed: the caller saw a regular file, and a
+    // swapped-in symlink only makes us read, never write.
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut offset = 0;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(offset == data.len());
+        }
+        if offset + n > data.len() || buf[..n] != data[offset..offset + n] {
+            return Ok(false);
+        }
+        offset += n;
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Removes the temporary file unless it was committed.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Writes `data` to `dir/name`, which must not exist: temporary file,
+/// fsync, hard link to the final name (fails on any existing name,
+/// symlinks included), remove the temporary name.
+fn write_new(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = TempFile {
+        path: dir.join(format!(".mail-dissect.tmp-{}-{n}", std::process::id())),
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp.path)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    let target = dir.join(name);
+    match fs::hard_link(&tmp.path, &target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        // File systems without hard links: a rename after a check, which
+        // still never follows a symlink (rename replaces the entry).
+        Err(_) => match fs::symlink_metadata(&target) {
+            Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            Err(_) => fs::rename(&tmp.path, &target),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Options, dissect_bytes};
+    use super::*;
+
+    const MSG: &[u8] = b"Subject: Invoice March!\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nhello\n--b\nContent-Type: application/pdf; name=\"body.txt\"\n\n%PDF-1\n--b\nContent-Type: application/pdf; name=\"message.json\"\n\n%PDF-2\n--b--\n";
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn per_message_folder_and_rerun() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dissect_bytes(MSG, &Options::all());
+        let w = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        assert!(!w.skipped);
+        let name = w.folder.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("invoice-march-"), "{name}");
+        assert_eq!(
+            listing(&w.folder),
+            [
+                "body (1).txt",
+                "body.txt",
+                "message (1).json",
+                "message.json"
+            ]
+        );
+        let again = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        assert!(again.skipped);
+        assert_eq!(again.files, w.files);
+        assert_eq!(listing(&w.folder).len(), 4);
+    }
+
+    #[test]
+    fn interrupted_run_is_completed_without_duplicates() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dissect_bytes(MSG, &Options::all());
+        let w = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        fs::remove_file(w.folder.join("message.json")).unwrap();
+        let again = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        assert!(!again.skipped);
+        assert_eq!(listing(&w.folder).len(), 4);
+    }
+
+    #[test]
+    fn planted_symlink_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let flat = tmp.path().join("flat");
+        fs::create_dir(&flat).unwrap();
+        std::os::unix::fs::symlink(&victim, flat.join("a.pdf")).unwrap();
+        let raw = b"Content-Type: application/pdf; name=a.pdf\n\n%PDF-x";
+        let d = dissect_bytes(raw, &Options::all());
+        let w = write_dissection(&d, Target::Flat(&flat)).unwrap();
+        assert_eq!(w.files[0].path, flat.join("a (1).pdf"));
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::read(flat.join("a (1).pdf")).unwrap(), b"%PDF-x");
+        // No temporary file is left behind.
+        assert_eq!(listing(&flat), ["a (1).pdf", "a.pdf"]);
+    }
+}
