@@ -203,6 +203,18 @@ pub struct Dissection {
     pub body_html: Option<String>,
     /// Everything guessed or cut short.
     pub defects: Vec<Defect>,
+    /// What was asked for (recorded in `message.json`, so a re-run with
+    /// the same selection can skip the message).
+    pub selection: Selection,
+}
+
+/// The part of [`Options`] that decides which files exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Selection {
+    /// [`Options::types`], lowercased.
+    pub types: Vec<String>,
+    /// Whether bodies were written.
+    pub bodies: bool,
 }
 
 impl Dissection {
@@ -224,6 +236,10 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
     };
     let filtering = !opts.types.is_empty();
     let want_bodies = opts.bodies && !filtering;
+    d.selection = Selection {
+        types: opts.types.iter().map(|t| t.to_ascii_lowercase()).collect(),
+        bodies: want_bodies,
+    };
     for mut part in message.parts {
         let declared_name = part.declared_name.take();
         let size = part.body.len();

@@ -12,9 +12,12 @@
 //! the very same bytes is reused instead, so a re-run duplicates nothing.
 //!
 //! The per-message folder is named from the message alone
-//! ([`folder_name`]); `message.json` is written last, and a folder that
-//! already holds one is a message already done: it is left untouched and
-//! the files it lists are reported again.
+//! ([`folder_name`]); `message.json` is written last. A folder whose
+//! `message.json` records the same selection (types, bodies) is a message
+//! already done: it is left untouched and the files it lists are reported
+//! again. With another selection the message is dissected again, files
+//! with the same bytes are reused, and `message.json` is replaced (it
+//! describes the latest run).
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -25,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Dissection, MainHeaders, PartInfo, Role};
+use super::{Dissection, MainHeaders, PartInfo, Role, Selection};
 use crate::error::{Error, ErrorKind, Result};
 use crate::file_name::{numbered, sanitize_file_name};
 use crate::mime::Defect;
@@ -74,6 +77,7 @@ pub struct Written {
 struct Report<'a> {
     folder: String,
     sha256: &'a str,
+    selection: &'a Selection,
     headers: &'a MainHeaders,
     parts: &'a [PartInfo],
     files: &'a [WrittenFile],
@@ -126,8 +130,9 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
         Ok(_) => {
             if let Ok(m) = fs::symlink_metadata(&json_path)
                 && m.is_file()
+                && let Some(done) = already_written(&folder, &json_path, &d.selection)
             {
-                return already_written(&folder, &json_path);
+                return Ok(done);
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&folder) {
@@ -164,8 +169,7 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
     let json = report_json(d, &folder, &files)?;
     let mut text = json.clone();
     text.push('\n');
-    write_new(&folder, "message.json", text.as_bytes())
-        .map_err(|e| Error::writing(&json_path, e))?;
+    replace_report(&folder, &json_path, text.as_bytes())?;
     crate::maildir::sync_dir(&folder)?;
     Ok(Written {
         folder,
@@ -185,6 +189,7 @@ fn report_json(d: &Dissection, folder: &Path, files: &[WrittenFile]) -> Result<S
     let report = Report {
         folder: folder.display().to_string(),
         sha256: &d.sha256,
+        selection: &d.selection,
         headers: &d.headers,
         parts: &d.parts,
         files,
@@ -194,34 +199,50 @@ fn report_json(d: &Dissection, folder: &Path, files: &[WrittenFile]) -> Result<S
         .map_err(|e| Error::new(ErrorKind::BadInput, "message.json", e.to_string()))
 }
 
-fn already_written(folder: &Path, json_path: &Path) -> Result<Written> {
-    let json = fs::read_to_string(json_path).map_err(|e| Error::reading(json_path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
-        Error::new(
-            ErrorKind::CannotCreate,
-            json_path.display().to_string(),
-            format!("unreadable report of an earlier run: {e}"),
-        )
-    })?;
-    let files = value
-        .get("files")
-        .cloned()
-        .map(serde_json::from_value::<Vec<WrittenFile>>)
-        .transpose()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::CannotCreate,
-                json_path.display().to_string(),
-                format!("unreadable report of an earlier run: {e}"),
-            )
-        })?
-        .unwrap_or_default();
-    Ok(Written {
+/// The earlier run's result, when `message.json` is readable and records
+/// the same selection.
+fn already_written(folder: &Path, json_path: &Path, selection: &Selection) -> Option<Written> {
+    let json = fs::read_to_string(json_path).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+    let recorded: Selection = serde_json::from_value(value.get("selection")?.clone()).ok()?;
+    if &recorded != selection {
+        return None;
+    }
+    let files: Vec<WrittenFile> = serde_json::from_value(value.get("files")?.clone()).ok()?;
+    Some(Written {
         folder: folder.to_path_buf(),
         files,
         skipped: true,
         json: json.trim_end().to_string(),
     })
+}
+
+/// Writes `message.json`, replacing an earlier one (ours) atomically; the
+/// same content is left alone.
+fn replace_report(folder: &Path, json_path: &Path, text: &[u8]) -> Result<()> {
+    match write_new(folder, "message.json", text) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::read(json_path).is_ok_and(|old| old == text) {
+                return Ok(());
+            }
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let tmp = TempFile {
+                path: folder.join(format!(".mail-dissect.tmp-{}-{n}", std::process::id())),
+            };
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp.path)
+                .map_err(|e| Error::writing(&tmp.path, e))?;
+            f.write_all(text)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::writing(&tmp.path, e))?;
+            // rename replaces the directory entry itself, never a symlink's target.
+            fs::rename(&tmp.path, json_path).map_err(|e| Error::writing(json_path, e))
+        }
+        Err(e) => Err(Error::writing(json_path, e)),
+    }
 }
 
 fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
