@@ -317,6 +317,16 @@ impl Parser<'_> {
             self.note(&path, DefectKind::TransferEncoding, d);
         }
         let charset = type_params.get_plain("charset");
+        if let Some(cs) = &charset
+            && content_type.starts_with("text/")
+            && !charset::is_known(cs)
+        {
+            self.note(
+                &path,
+                DefectKind::Charset,
+                format!("unknown charset {cs:?}: text read as UTF-8, else windows-1252"),
+            );
+        }
         let idx = self.parts.len();
         self.parts.push(Part {
             path: path.clone(),

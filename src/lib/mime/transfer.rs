@@ -64,8 +64,18 @@ pub fn decode_body<'a>(
 ) -> Cow<'a, [u8]> {
     match encoding {
         TransferEncoding::Base64 => {
-            let (data, defect) = decode_base64(body);
-            defects.extend(defect);
+            let (data, stats) = decode_base64_counted(body);
+            // Mostly not base64 at all (a placeholder text, a part that
+            // was never encoded): decoding would only make noise.
+            if (stats.stray + stats.blanks) * 4 > stats.valid + 4 {
+                defects.push(format!(
+                    "not base64 ({} of {} characters invalid): kept as it is",
+                    stats.stray,
+                    stats.stray + stats.valid
+                ));
+                return Cow::Borrowed(body);
+            }
+            defects.extend(stats.defect());
             Cow::Owned(data)
         }
         TransferEncoding::QuotedPrintable => {
@@ -111,10 +121,41 @@ static BASE64: [u8; 256] = {
 /// character with a defect. Padding may be missing, and a padded group in
 /// the middle (concatenated encodings) ends that group only.
 pub fn decode_base64(input: &[u8]) -> (Vec<u8>, Option<String>) {
+    let (out, stats) = decode_base64_counted(input);
+    (out, stats.defect())
+}
+
+/// What base64 decoding met besides the data.
+#[derive(Debug, Clone, Copy, Default)]
+struct Base64Stats {
+    valid: usize,
+    stray: usize,
+    blanks: usize,
+    lost_bits: bool,
+    missing_padding: bool,
+}
+
+impl Base64Stats {
+    fn defect(&self) -> Option<String> {
+        let mut notes = Vec::new();
+        if self.stray > 0 {
+            notes.push(format!("{} stray characters skipped", self.stray));
+        }
+        if self.lost_bits {
+            notes.push("a lone trailing character dropped".to_string());
+        } else if self.missing_padding {
+            notes.push("padding missing".to_string());
+        }
+        (!notes.is_empty()).then(|| format!("bad base64: {}", notes.join(", ")))
+    }
+}
+
+fn decode_base64_counted(input: &[u8]) -> (Vec<u8>, Base64Stats) {
     let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
     let mut acc: u32 = 0;
     let mut n = 0u8;
     let mut stray = 0usize;
+    let mut blanks = 0usize;
     let mut lost_bits = false;
     let mut i = 0;
     // Fast path: four valid characters at a time.
@@ -137,7 +178,7 @@ pub fn decode_base64(input: &[u8]) -> (Vec<u8>, Option<String>) {
         let v = BASE64[input[i] as usize];
         i += 1;
         match v {
-            SPACE => {}
+            SPACE => blanks += usize::from(input[i - 1] == b' ' || input[i - 1] == b'\t'),
             PAD => {
                 flush_group(&mut out, acc, n, &mut lost_bits);
                 acc = 0;
@@ -157,17 +198,14 @@ pub fn decode_base64(input: &[u8]) -> (Vec<u8>, Option<String>) {
     }
     let missing_padding = n != 0;
     flush_group(&mut out, acc, n, &mut lost_bits);
-    let mut notes = Vec::new();
-    if stray > 0 {
-        notes.push(format!("{stray} stray characters skipped"));
-    }
-    if lost_bits {
-        notes.push("a lone trailing character dropped".to_string());
-    } else if missing_padding {
-        notes.push("padding missing".to_string());
-    }
-    let defect = (!notes.is_empty()).then(|| format!("bad base64: {}", notes.join(", ")));
-    (out, defect)
+    let stats = Base64Stats {
+        valid: out.len() / 3 * 4 + usize::from(n),
+        stray,
+        blanks,
+        lost_bits,
+        missing_padding,
+    };
+    (out, stats)
 }
 
 fn flush_group(out: &mut Vec<u8>, acc: u32, n: u8, lost_bits: &mut bool) {
@@ -281,6 +319,15 @@ mod tests {
         let (got, d) = decode_base64(&enc);
         assert_eq!(got, data);
         assert!(d.is_none());
+    }
+
+    #[test]
+    fn text_that_is_not_base64_is_kept() {
+        let body = b"... base64-encoded image data goes here ...\n";
+        let mut defects = Vec::new();
+        let out = decode_body(&TransferEncoding::Base64, body, &mut defects);
+        assert_eq!(&*out, body);
+        assert_eq!(defects.len(), 1);
     }
 
     #[test]
