@@ -220,6 +220,15 @@ fn main() -> ExitCode {
 }
 
 fn run(plan: Plan) -> anyhow::Result<Exit> {
+    // Writing is mostly waiting for the disk (fsync, directory updates):
+    // twice as many workers as cores keeps both cores busy. The pool is
+    // global; a second initialisation (tests) is harmless.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(cores * 2)
+            .build_global();
+    }
     let mut status = Exit::Ok;
     let mut raw_inputs = plan.inputs.clone();
     if plan.stdin_paths {

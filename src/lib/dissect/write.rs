@@ -226,9 +226,8 @@ fn replace_report(folder: &Path, json_path: &Path, text: &[u8]) -> Result<()> {
             if fs::read(json_path).is_ok_and(|old| old == text) {
                 return Ok(());
             }
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let tmp = TempFile {
-                path: folder.join(format!(".mail-dissect.tmp-{}-{n}", std::process::id())),
+                path: folder.join(temp_name()),
             };
             let mut f = OpenOptions::new()
                 .write(true)
@@ -298,6 +297,9 @@ fn place(dir: &Path, name: &str, data: &[u8], claimed: &mut HashSet<String>) -> 
             continue;
         }
         let path = dir.join(&candidate);
+        // Look before writing, so a re-run over existing files reads
+        // them instead of writing everything again only to find the
+        // name taken.
         match fs::symlink_metadata(&path) {
             Ok(m) => {
                 if m.is_file()
@@ -348,6 +350,13 @@ fn same_content(path: &Path, data: &[u8]) -> io::Result<bool> {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+fn temp_name() -> String {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".mail-dissect.tmp-{pid}-{n}")
+}
+
 /// Removes the temporary file unless it was committed.
 struct TempFile {
     path: PathBuf,
@@ -363,9 +372,8 @@ impl Drop for TempFile {
 /// fsync, hard link to the final name (fails on any existing name,
 /// symlinks included), remove the temporary name.
 fn write_new(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = TempFile {
-        path: dir.join(format!(".mail-dissect.tmp-{}-{n}", std::process::id())),
+        path: dir.join(temp_name()),
     };
     let mut f = OpenOptions::new()
         .write(true)
