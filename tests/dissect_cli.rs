@@ -395,3 +395,28 @@ fn every_help_example_works() {
         );
     }
 }
+
+#[test]
+fn no_input_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = expect(tmp.path(), &[], b"", 64);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("mail-dissect: "));
+    expect(tmp.path(), &["--no-such-flag", "x"], b"", 64);
+}
+
+#[test]
+fn message_json_lists_each_part_with_its_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let eml = fixture("pdf-invoice.eml").display().to_string();
+    let out = expect(tmp.path(), &["--json", &eml], b"", 0);
+    let v: serde_json::Value = serde_json::from_str(&lines(&out)[0]).unwrap();
+    let parts = v["parts"].as_array().unwrap();
+    let pdf = parts.iter().find(|p| p["path"] == "2").unwrap();
+    assert_eq!(pdf["declared_name"], "invoice.pdf");
+    assert_eq!(pdf["transfer_encoding"], "base64");
+    assert_eq!(pdf["files"][0]["file"], "invoice.pdf");
+    assert_eq!(pdf["files"][0]["size"], 590);
+    let body = parts.iter().find(|p| p["path"] == "1").unwrap();
+    assert_eq!(body["files"][0]["file"], "body.txt");
+    assert_eq!(v["headers"]["raw"][0]["name"], "From");
+}

@@ -202,6 +202,14 @@ enum Item {
 }
 
 impl Item {
+    /// The message size (0 when unknown: an unreadable file fails later).
+    fn size(&self) -> u64 {
+        match self {
+            Item::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+            Item::Stdin(raw) => raw.len() as u64,
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             Item::File(p) => p.display().to_string(),
@@ -250,7 +258,7 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
     let (mut messages, mut files, mut skipped) = (0usize, 0usize, 0usize);
     let mut items = items.into_iter().peekable();
     while items.peek().is_some() {
-        let chunk: Vec<Item> = items.by_ref().take(threads * 4).collect();
+        let chunk = next_chunk(&mut items, threads * 4);
         let results: Vec<(String, anyhow::Result<Written>)> = chunk
             .into_par_iter()
             .map(|item| {
@@ -310,6 +318,28 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
     }
     tracing::info!("{messages} messages, {files} files, {skipped} messages already done");
     Ok(status)
+}
+
+/// Messages at least this big are dissected on their own, so memory stays
+/// near twice the largest message instead of a multiple of it.
+const BIG_MESSAGE: u64 = 16 << 20;
+
+/// The next batch to dissect in parallel: up to `max` small messages, or
+/// one big message alone.
+fn next_chunk(items: &mut std::iter::Peekable<std::vec::IntoIter<Item>>, max: usize) -> Vec<Item> {
+    let mut chunk = Vec::new();
+    while chunk.len() < max {
+        let Some(next) = items.peek() else { break };
+        let big = next.size() >= BIG_MESSAGE;
+        if big && !chunk.is_empty() {
+            break;
+        }
+        chunk.extend(items.next());
+        if big {
+            break;
+        }
+    }
+    chunk
 }
 
 enum Pending {

@@ -315,6 +315,11 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
                 d.parts.push(info);
                 continue;
             }
+            d.defects.push(Defect {
+                part: part.path.clone(),
+                kind: DefectKind::Uuencode,
+                detail: "uuencoded part kept as sent: no uuencoded file found in it".into(),
+            });
         }
         let origin = if part.kind == PartKind::Message {
             Origin::Rfc822
@@ -436,8 +441,12 @@ pub type Unpacked = (Vec<Extracted>, Vec<String>);
 /// `crate::tnef::decode(data)` (`TnefFile { name, data, mime_type }` to
 /// [`Extracted`], `Tnef::defects` passed on, an `Err` to its text).
 pub fn unpack_tnef(data: &[u8]) -> Option<Result<Unpacked, String>> {
-    let _ = data;
-    None
+    // Until the decoder lands: recognise the signature (0x223E9F78,
+    // little-endian) and say why the file stays packed.
+    if !data.starts_with(&[0x78, 0x9F, 0x3E, 0x22]) {
+        return None;
+    }
+    Some(Err("no TNEF decoder built in yet".into()))
 }
 
 /// Hook for the uuencode decoder: the uuencoded files found in `text`.

@@ -79,7 +79,7 @@ struct Report<'a> {
     sha256: &'a str,
     selection: &'a Selection,
     headers: &'a MainHeaders,
-    parts: &'a [PartInfo],
+    parts: Vec<serde_json::Value>,
     files: &'a [WrittenFile],
     defects: &'a [Defect],
 }
@@ -185,13 +185,39 @@ fn fix_part(files: &mut [WrittenFile], d: &Dissection, role: Role) {
     }
 }
 
+/// Each part as in [`PartInfo`], plus the files written from it (name,
+/// size, sha256).
+fn parts_with_files(parts: &[PartInfo], files: &[WrittenFile]) -> Vec<serde_json::Value> {
+    parts
+        .iter()
+        .map(|p| {
+            let mut v = serde_json::to_value(p).unwrap_or_default();
+            let mine: Vec<serde_json::Value> = files
+                .iter()
+                .filter(|f| f.part == p.path)
+                .map(|f| {
+                    serde_json::json!({
+                        "file": f.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                        "size": f.size,
+                        "sha256": f.sha256,
+                    })
+                })
+                .collect();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("files".into(), serde_json::Value::Array(mine));
+            }
+            v
+        })
+        .collect()
+}
+
 fn report_json(d: &Dissection, folder: &Path, files: &[WrittenFile]) -> Result<String> {
     let report = Report {
         folder: folder.display().to_string(),
         sha256: &d.sha256,
         selection: &d.selection,
         headers: &d.headers,
-        parts: &d.parts,
+        parts: parts_with_files(&d.parts, files),
         files,
         defects: &d.defects,
     };
