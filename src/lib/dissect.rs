@@ -580,6 +580,56 @@ mod tests {
         assert!(d.body_text.is_none());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Random bytes never make the dissector panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000)) {
+            let _ = dissect_bytes(&raw, &Options::all());
+        }
+
+        /// Nor do messages assembled from the lines MIME parsers trip on.
+        #[test]
+        fn hostile_line_soup_never_panics(lines in proptest::collection::vec(0usize..LINES.len(), 0..60), crlf in proptest::prelude::any::<bool>()) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let raw: String = lines.iter().map(|&i| format!("{}{eol}", LINES[i])).collect();
+            let d = dissect_bytes(raw.as_bytes(), &Options::all());
+            for a in &d.attachments {
+                proptest::prop_assert!(!a.file_name.contains('/'));
+            }
+        }
+    }
+
+    const LINES: &[&str] = &[
+        "",
+        "Content-Type: multipart/mixed; boundary=b",
+        "Content-Type: multipart/alternative; boundary=b2",
+        "Content-Type: multipart/mixed",
+        "Content-Type: message/rfc822",
+        "Content-Type: multipart/digest; boundary=d",
+        "Content-Transfer-Encoding: base64",
+        "Content-Transfer-Encoding: quoted-printable",
+        "Content-Transfer-Encoding: x-uuencode",
+        "Content-Disposition: attachment; filename*0*=utf-8''%E2%82; filename*1*=%AC.pdf",
+        "Content-Disposition: attachment; filename=\"../../x=?utf-8?B?w6k=?=",
+        "Content-Type: application/octet-stream; name=\"=?utf-8?Q?a=",
+        " continued",
+        "--b",
+        "--b--",
+        "--b2",
+        "--b2--",
+        "--d",
+        "JVBERi0xLjQK",
+        "=?utf-8?B?",
+        "soft=",
+        "=ZZ",
+        "begin 644 x.bin",
+        "end",
+        "From someone",
+        "Subject: =?koi8-r?B?8NLJ18XU?=",
+    ];
+
     #[test]
     fn headers_are_decoded() {
         let d = dissect_bytes(
