@@ -29,7 +29,9 @@
 //! [`crate::file_name::sanitize_file_name`]; without one the name is
 //! `part-<path>.<ext>` from the real type. The real type is the declared
 //! one unless that is generic (`application/octet-stream` and the like),
-//! in which case the magic bytes decide, then the name's extension.
+//! in which case the magic bytes decide, then the name's extension. A
+//! declared name without an extension gets the real type's (`scan` holding
+//! a PDF becomes `scan.pdf`).
 //!
 //! With [`Options::types`] set, only attachments of a matching type are
 //! kept (either the real or the declared type may match) and no body is
@@ -363,13 +365,14 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
                 }),
             }
         }
+        let file_name = match &declared_name {
+            Some(n) => with_extension(sanitize_file_name(&n.decoded, &fallback), &detected),
+            None => fallback,
+        };
         d.attachments.push(Attachment {
             part: part.path.clone(),
             content_type: detected,
-            file_name: match &declared_name {
-                Some(n) => sanitize_file_name(&n.decoded, &fallback),
-                None => fallback,
-            },
+            file_name,
             declared_name_raw: declared_name.as_ref().map(|n| n.raw.clone()),
             declared_name: declared_name.map(|n| n.decoded),
             data,
@@ -382,6 +385,18 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
         d.body_html = None;
     }
     d
+}
+
+/// A declared name without any extension gets the one of the real type
+/// (`scan` holding a PDF is written as `scan.pdf`), so the file opens and
+/// prints as what it is; a name with an extension is kept as declared.
+fn with_extension(name: String, content_type: &str) -> String {
+    let (_, ext) = crate::file_name::split_extension(&name);
+    let real = extension_for(content_type);
+    if !ext.is_empty() || real == "bin" || real == "txt" {
+        return name;
+    }
+    sanitize_file_name(&format!("{name}.{real}"), &name)
 }
 
 /// The real type of a part: the declared one unless it is generic, then
@@ -552,6 +567,19 @@ mod tests {
                 InAttachedMessage,
                 Attachment
             ]
+        );
+    }
+
+    #[test]
+    fn names_without_extension_get_the_real_one() {
+        let raw = b"Content-Type: application/octet-stream; name=scan\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n";
+        let d = dissect_bytes(raw, &Options::all());
+        assert_eq!(d.attachments[0].file_name, "scan.pdf");
+        assert_eq!(d.attachments[0].declared_name.as_deref(), Some("scan"));
+        let raw = b"Content-Type: application/octet-stream; name=notes\n\nplain words";
+        assert_eq!(
+            dissect_bytes(raw, &Options::all()).attachments[0].file_name,
+            "notes"
         );
     }
 

@@ -117,6 +117,7 @@ pub fn extension_for(content_type: &str) -> &'static str {
         "application/x-7z-compressed" => "7z",
         "text/rfc822-headers" => "txt",
         "message/delivery-status" => "txt",
+        t if is_generic(t) => "bin",
         _ => mime_guess::get_mime_extensions_str(content_type)
             .and_then(|exts| exts.first().copied())
             .unwrap_or(if content_type.starts_with("text/") {
@@ -157,6 +158,7 @@ mod tests {
             ("text/plain", "txt"),
             ("text/x-unheard-of", "txt"),
             ("application/x-unheard-of", "bin"),
+            ("application/octet-stream", "bin"),
         ];
         for (t, want) in cases {
             assert_eq!(extension_for(t), want, "{t}");

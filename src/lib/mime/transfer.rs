@@ -106,9 +106,6 @@ static BASE64: [u8; 256] = {
     }
     t[b'+' as usize] = 62;
     t[b'/' as usize] = 63;
-    // URL-safe alphabet, met in the wild.
-    t[b'-' as usize] = 62;
-    t[b'_' as usize] = 63;
     t[b' ' as usize] = SPACE;
     t[b'\t' as usize] = SPACE;
     t[b'\r' as usize] = SPACE;
