@@ -274,45 +274,53 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
             d.parts.push(info);
             continue;
         }
-        if !attachment_like && !part.uuencoded {
-            let slot = if part.content_type == "text/html" {
-                &mut d.body_html
+        let is_html = part.content_type == "text/html";
+        let slot_free = if is_html {
+            d.body_html.is_none()
+        } else {
+            d.body_text.is_none()
+        };
+        if !attachment_like && !part.uuencoded && slot_free {
+            // Uuencoded files in a text body become attachments and leave
+            // the body text.
+            let spans = if is_html {
+                Vec::new()
             } else {
-                &mut d.body_text
+                extract_uuencoded(&part.path, &part.body, opts, &mut d)
             };
-            if slot.is_none() {
-                let is_html = part.content_type == "text/html";
-                if want_bodies {
-                    let (text, defect) = mime::charset::decode(&part.body, part.charset.as_deref());
-                    if let Some(detail) = defect {
-                        d.defects.push(Defect {
-                            part: part.path.clone(),
-                            kind: DefectKind::Charset,
-                            detail,
-                        });
-                    }
-                    *slot = Some(text);
-                    info.role = if is_html {
-                        Role::BodyHtml
-                    } else {
-                        Role::BodyText
-                    };
-                } else {
-                    // Still claim the slot so later parts are not promoted.
-                    *slot = Some(String::new());
-                    info.role = Role::Skipped;
-                }
-                if !is_html {
-                    extract_uuencoded(&part.path, &part.body, opts, &mut d);
-                }
-                d.parts.push(info);
-                continue;
+            if !spans.is_empty() {
+                part.body = without_spans(&part.body, &spans);
             }
+            let text = if want_bodies {
+                let (text, defect) = mime::charset::decode(&part.body, part.charset.as_deref());
+                if let Some(detail) = defect {
+                    d.defects.push(Defect {
+                        part: part.path.clone(),
+                        kind: DefectKind::Charset,
+                        detail,
+                    });
+                }
+                info.role = if is_html {
+                    Role::BodyHtml
+                } else {
+                    Role::BodyText
+                };
+                text
+            } else {
+                // Still claim the slot so later parts are not promoted.
+                info.role = Role::Skipped;
+                String::new()
+            };
+            if is_html {
+                d.body_html = Some(text);
+            } else {
+                d.body_text = Some(text);
+            }
+            d.parts.push(info);
+            continue;
         }
         if part.uuencoded {
-            let before = d.attachments.len();
-            extract_uuencoded(&part.path, &part.body, opts, &mut d);
-            if d.attachments.len() > before {
+            if !extract_uuencoded(&part.path, &part.body, opts, &mut d).is_empty() {
                 info.role = Role::Attachment;
                 d.parts.push(info);
                 continue;
@@ -442,6 +450,9 @@ pub struct Extracted {
     pub mime_type: Option<String>,
     /// What had to be guessed while decoding it.
     pub defects: Vec<String>,
+    /// Where it sat in the text it was found in (uuencoded blocks), so
+    /// the body can be written without it.
+    pub span: Option<std::ops::Range<usize>>,
 }
 
 /// The files a container carries, and what had to be guessed.
@@ -451,10 +462,32 @@ pub type Unpacked = (Vec<Extracted>, Vec<String>);
 /// decoder is built in), else the files it carries and the defects, or why
 /// it could not be decoded.
 ///
-/// HOOK(tnef): once `src/lib/tnef.rs` lands, this becomes
-/// `if !crate::tnef::is_tnef(data) { return None }` and a map of
-/// `crate::tnef::decode(data)` (`TnefFile { name, data, mime_type }` to
-/// [`Extracted`], `Tnef::defects` passed on, an `Err` to its text).
+/// HOOK(tnef): once `src/lib/tnef.rs` lands (API as in
+/// /work/scratch/extras/READY/NOTES.md), the body becomes:
+///
+/// ```text
+/// if !crate::tnef::is_tnef(data) {
+///     return None;
+/// }
+/// Some(match crate::tnef::decode(data) {
+///     Ok(t) => {
+///         let mut files: Vec<Extracted> = t.files.into_iter()
+///             .map(|f| Extracted { name: f.name, data: f.data, mime_type: f.mime_type,
+///                                  defects: Vec::new(), span: None })
+///             .collect();
+///         if let Some(rtf) = t.body.rtf {
+///             files.push(Extracted { name: "winmail-body.rtf".into(), data: rtf,
+///                 mime_type: Some("application/rtf".into()), defects: Vec::new(), span: None });
+///         }
+///         if let Some(html) = t.body.html {
+///             files.push(Extracted { name: "winmail-body.html".into(), data: html,
+///                 mime_type: Some("text/html".into()), defects: Vec::new(), span: None });
+///         }
+///         Ok((files, t.defects))
+///     }
+///     Err(e) => Err(e.to_string()),
+/// })
+/// ```
 pub fn unpack_tnef(data: &[u8]) -> Option<Result<Unpacked, String>> {
     // Until the decoder lands: recognise the signature (0x223E9F78,
     // little-endian) and say why the file stays packed.
@@ -466,16 +499,31 @@ pub fn unpack_tnef(data: &[u8]) -> Option<Result<Unpacked, String>> {
 
 /// Hook for the uuencode decoder: the uuencoded files found in `text`.
 ///
-/// HOOK(uuencode): once `src/lib/uuencode.rs` lands, this becomes a map of
-/// `crate::uuencode::find_blocks(text)` (`UuFile { name, data, defects, .. }`
-/// to [`Extracted`]).
+/// HOOK(uuencode): once `src/lib/uuencode.rs` lands, the body becomes:
+///
+/// ```text
+/// crate::uuencode::find_blocks(text)
+///     .into_iter()
+///     .map(|u| Extracted { name: u.name, data: u.data, mime_type: None,
+///                          defects: u.defects, span: Some(u.start..u.end) })
+///     .collect()
+/// ```
 pub fn find_uuencoded(text: &[u8]) -> Vec<Extracted> {
     let _ = text;
     Vec::new()
 }
 
-fn extract_uuencoded(path: &str, text: &[u8], opts: &Options, d: &mut Dissection) {
+/// Adds the uuencoded files in `text` as attachments; returns where the
+/// blocks were.
+fn extract_uuencoded(
+    path: &str,
+    text: &[u8],
+    opts: &Options,
+    d: &mut Dissection,
+) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
     for f in find_uuencoded(text) {
+        spans.extend(f.span.clone());
         for detail in &f.defects {
             d.defects.push(Defect {
                 part: path.to_string(),
@@ -485,6 +533,20 @@ fn extract_uuencoded(path: &str, text: &[u8], opts: &Options, d: &mut Dissection
         }
         push_extracted(path, f, Origin::Uuencode, opts, d);
     }
+    spans
+}
+
+/// `text` without the byte ranges in `spans` (sorted, not overlapping).
+fn without_spans(text: &[u8], spans: &[std::ops::Range<usize>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut at = 0;
+    for span in spans {
+        let start = span.start.clamp(at, text.len());
+        out.extend_from_slice(&text[at..start]);
+        at = span.end.clamp(start, text.len());
+    }
+    out.extend_from_slice(&text[at..]);
+    out
 }
 
 fn push_extracted(path: &str, f: Extracted, origin: Origin, opts: &Options, d: &mut Dissection) {
