@@ -349,7 +349,23 @@ fn exec_runs_without_a_shell_and_counts_failures() {
         fs::read(tmp.path().join("copy.pdf")).unwrap(),
         original_pdf()
     );
-    expect(tmp.path(), &["--pdf", "--exec", "false", &good], b"", 1);
+    // A re-run finds the message done: nothing runs again.
+    fs::remove_file(tmp.path().join("copy.pdf")).unwrap();
+    expect(
+        tmp.path(),
+        &["--pdf", "--exec", "cp {} copy.pdf", &good],
+        b"",
+        0,
+    );
+    assert!(!tmp.path().join("copy.pdf").exists());
+    let other = tmp.path().join("other");
+    expect(
+        tmp.path(),
+        &["--pdf", "--out", "other", "--exec", "false", &good],
+        b"",
+        1,
+    );
+    assert!(other.is_dir());
 }
 
 #[test]

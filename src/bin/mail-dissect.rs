@@ -92,8 +92,9 @@ struct Args {
     /// Printer for --print-cmd: lpr -P NAME {}.
     #[arg(long, value_name = "NAME", env = "MAILBOT_PRINTER")]
     printer: Option<String>,
-    /// Run this command on each attachment written ({} is its path; split
-    /// into words like a shell would, but no shell runs it).
+    /// Run this command on each attachment this run wrote ({} is its path;
+    /// split into words like a shell would, but no shell runs it). Files
+    /// already there from an earlier run are not run again.
     #[arg(long, value_name = "TEMPLATE", conflicts_with = "print_cmd")]
     exec: Option<String>,
     #[command(flatten)]
@@ -295,7 +296,13 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
                     files += w.files.len();
                     emit(&plan, &w, &mut out)?;
                     if let Some(t) = &plan.exec {
-                        for f in w.files.iter().filter(|f| f.role == "attachment") {
+                        // Only files this run wrote: a re-run from cron must
+                        // not print the same invoice again.
+                        let fresh = w
+                            .files
+                            .iter()
+                            .filter(|f| f.role == "attachment" && f.created);
+                        for f in fresh {
                             if let Err(e) = run_command(t, &f.path) {
                                 cli::report(PROGRAM, &e);
                                 status = status.worse(Exit::Partial);

@@ -57,6 +57,10 @@ pub struct WrittenFile {
     pub size: u64,
     /// sha256, hex.
     pub sha256: String,
+    /// True when this run created the file (false when it was there
+    /// already with the same bytes, or the message was done before).
+    #[serde(skip)]
+    pub created: bool,
 }
 
 /// What [`write_dissection`] did.
@@ -296,7 +300,7 @@ fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
 }
 
 fn record(
-    path: PathBuf,
+    (path, created): (PathBuf, bool),
     part: &str,
     role: &str,
     declared_name: Option<String>,
@@ -309,13 +313,20 @@ fn record(
         declared_name,
         size: data.len() as u64,
         sha256: hex::encode(Sha256::digest(data)),
+        created,
     }
 }
 
 /// Puts `data` in `dir` under `name` or the first free numbered variant,
 /// reusing a file that already holds exactly these bytes (and was not
 /// claimed by this message already).
-fn place(dir: &Path, name: &str, data: &[u8], claimed: &mut HashSet<String>) -> Result<PathBuf> {
+/// Returns the path and whether this call created the file.
+fn place(
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+    claimed: &mut HashSet<String>,
+) -> Result<(PathBuf, bool)> {
     let name = sanitize_file_name(name, "file");
     for n in 0..100_000 {
         let candidate = numbered(&name, n);
@@ -333,7 +344,7 @@ fn place(dir: &Path, name: &str, data: &[u8], claimed: &mut HashSet<String>) -> 
                     && same_content(&path, data).unwrap_or(false)
                 {
                     claimed.insert(candidate);
-                    return Ok(path);
+                    return Ok((path, false));
                 }
                 continue;
             }
@@ -343,7 +354,7 @@ fn place(dir: &Path, name: &str, data: &[u8], claimed: &mut HashSet<String>) -> 
         match write_new(dir, &candidate, data) {
             Ok(()) => {
                 claimed.insert(candidate);
-                return Ok(path);
+                return Ok((path, true));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::writing(&path, e)),
@@ -456,7 +467,10 @@ mod tests {
         );
         let again = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
         assert!(again.skipped);
-        assert_eq!(again.files, w.files);
+        let paths = |w: &Written| w.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+        assert_eq!(paths(&again), paths(&w));
+        assert!(w.files.iter().all(|f| f.created));
+        assert!(!again.files.iter().any(|f| f.created));
         assert_eq!(listing(&w.folder).len(), 4);
     }
 
