@@ -403,6 +403,7 @@ fn run_command(template: &str, path: &Path) -> anyhow::Result<()> {
 /// Creates the output folder and checks that files can be made in it.
 fn prepare_output(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
+    dissect::remove_stale_temps(dir);
     let probe = dir.join(format!(".mail-dissect-probe-{}", std::process::id()));
     std::fs::OpenOptions::new()
         .write(true)

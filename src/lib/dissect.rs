@@ -47,7 +47,7 @@ use crate::file_name::sanitize_file_name;
 use crate::mime::{self, Defect, DefectKind, Headers, PartKind};
 
 pub use sniff::{extension_for, sniff};
-pub use write::{Target, Written, WrittenFile, folder_name, write_dissection};
+pub use write::{Target, Written, WrittenFile, folder_name, remove_stale_temps, write_dissection};
 
 /// What to extract.
 #[derive(Debug, Clone, Default)]

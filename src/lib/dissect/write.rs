@@ -132,6 +132,7 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
             ));
         }
         Ok(_) => {
+            remove_stale_temps(&folder);
             if let Ok(m) = fs::symlink_metadata(&json_path)
                 && m.is_file()
                 && let Some(done) = already_written(&folder, &json_path, &d.selection)
@@ -385,6 +386,28 @@ fn same_content(path: &Path, data: &[u8]) -> io::Result<bool> {
     }
 }
 
+/// Removes temporary files a killed run left in `dir` (those whose
+/// process is gone); another live run's files are left alone.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| {
+            n.strip_prefix(".mail-dissect.tmp-")
+                .or_else(|| n.strip_prefix(".mail-dissect-probe-"))
+        }) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+        if !alive && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn temp_name() -> String {
@@ -483,6 +506,20 @@ mod tests {
         let again = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
         assert!(!again.skipped);
         assert_eq!(listing(&w.folder).len(), 4);
+    }
+
+    #[test]
+    fn stale_temporary_files_are_cleaned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dead = tmp.path().join(".mail-dissect.tmp-999999999-3");
+        let live = tmp
+            .path()
+            .join(format!(".mail-dissect.tmp-{}-3", std::process::id()));
+        fs::write(&dead, b"partial").unwrap();
+        fs::write(&live, b"in progress").unwrap();
+        remove_stale_temps(tmp.path());
+        assert!(!dead.exists());
+        assert!(live.exists());
     }
 
     #[test]
