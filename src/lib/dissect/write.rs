@@ -123,15 +123,20 @@ pub fn write_dissection(d: &Dissection, target: Target<'_>) -> Result<Written> {
 fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
     let folder = out.join(folder_name(d));
     let json_path = folder.join("message.json");
-    match fs::symlink_metadata(&folder) {
-        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
-            return Err(Error::new(
-                ErrorKind::CannotCreate,
-                folder.display().to_string(),
-                "exists and is not a folder (a symlink is never followed)",
-            ));
-        }
-        Ok(_) => {
+    // Create first: the common case (a new message) costs one call, and
+    // a name that exists is then checked to be a real folder, not a
+    // symlink planted to send our files elsewhere.
+    let fresh = match fs::create_dir(&folder) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let m = fs::symlink_metadata(&folder).map_err(|e| Error::writing(&folder, e))?;
+            if m.file_type().is_symlink() || !m.is_dir() {
+                return Err(Error::new(
+                    ErrorKind::CannotCreate,
+                    folder.display().to_string(),
+                    "exists and is not a folder (a symlink is never followed)",
+                ));
+            }
             remove_stale_temps(&folder);
             if let Ok(m) = fs::symlink_metadata(&json_path)
                 && m.is_file()
@@ -139,30 +144,26 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
             {
                 return Ok(done);
             }
+            false
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&folder) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::writing(&folder, e)),
-        },
         Err(e) => return Err(Error::writing(&folder, e)),
-    }
+    };
     let mut claimed: HashSet<String> = HashSet::new();
     // Reserved for the report, whatever an attachment is called.
     claimed.insert("message.json".into());
     let mut files = Vec::new();
     if let Some(text) = &d.body_text {
-        let f = place(&folder, "body.txt", text.as_bytes(), &mut claimed)?;
+        let f = place(&folder, "body.txt", text.as_bytes(), &mut claimed, !fresh)?;
         files.push(record(f, "1", "body_text", None, text.as_bytes()));
         fix_part(&mut files, d, Role::BodyText);
     }
     if let Some(html) = &d.body_html {
-        let f = place(&folder, "body.html", html.as_bytes(), &mut claimed)?;
+        let f = place(&folder, "body.html", html.as_bytes(), &mut claimed, !fresh)?;
         files.push(record(f, "", "body_html", None, html.as_bytes()));
         fix_part(&mut files, d, Role::BodyHtml);
     }
     for a in &d.attachments {
-        let f = place(&folder, &a.file_name, &a.data, &mut claimed)?;
+        let f = place(&folder, &a.file_name, &a.data, &mut claimed, !fresh)?;
         files.push(record(
             f,
             &a.part,
@@ -279,7 +280,7 @@ fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
     let mut claimed = HashSet::new();
     let mut files = Vec::new();
     for a in &d.attachments {
-        let f = place(dir, &a.file_name, &a.data, &mut claimed)?;
+        let f = place(dir, &a.file_name, &a.data, &mut claimed, true)?;
         files.push(record(
             f,
             &a.part,
@@ -327,6 +328,7 @@ fn place(
     name: &str,
     data: &[u8],
     claimed: &mut HashSet<String>,
+    look_first: bool,
 ) -> Result<(PathBuf, bool)> {
     let name = sanitize_file_name(name, "file");
     for n in 0..100_000 {
@@ -337,8 +339,13 @@ fn place(
         let path = dir.join(&candidate);
         // Look before writing, so a re-run over existing files reads
         // them instead of writing everything again only to find the
-        // name taken.
-        match fs::symlink_metadata(&path) {
+        // name taken (a folder this run created needs no look).
+        let existing = if look_first {
+            fs::symlink_metadata(&path)
+        } else {
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        };
+        match existing {
             Ok(m) => {
                 if m.is_file()
                     && m.len() == data.len() as u64
@@ -357,7 +364,19 @@ fn place(
                 claimed.insert(candidate);
                 return Ok((path, true));
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if !look_first
+                    && fs::symlink_metadata(&path).is_ok_and(|m| {
+                        m.is_file()
+                            && m.len() == data.len() as u64
+                            && same_content(&path, data).unwrap_or(false)
+                    })
+                {
+                    claimed.insert(candidate);
+                    return Ok((path, false));
+                }
+                continue;
+            }
             Err(e) => return Err(Error::writing(&path, e)),
         }
     }
