@@ -327,24 +327,25 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
     Ok(status)
 }
 
-/// Messages at least this big are dissected on their own, so memory stays
-/// near twice the largest message instead of a multiple of it.
+/// Messages at least this big are dissected on their own, and a batch
+/// holds at most this many bytes of messages, so memory stays near twice
+/// the largest message (flat output keeps a batch's files until it is
+/// written in input order).
 const BIG_MESSAGE: u64 = 16 << 20;
 
-/// The next batch to dissect in parallel: up to `max` small messages, or
-/// one big message alone.
+/// The next batch to dissect in parallel: up to `max` messages and about
+/// [`BIG_MESSAGE`] bytes, or one big message alone.
 fn next_chunk(items: &mut std::iter::Peekable<std::vec::IntoIter<Item>>, max: usize) -> Vec<Item> {
     let mut chunk = Vec::new();
+    let mut bytes = 0;
     while chunk.len() < max {
         let Some(next) = items.peek() else { break };
-        let big = next.size() >= BIG_MESSAGE;
-        if big && !chunk.is_empty() {
+        let size = next.size();
+        if !chunk.is_empty() && bytes + size > BIG_MESSAGE {
             break;
         }
+        bytes += size;
         chunk.extend(items.next());
-        if big {
-            break;
-        }
     }
     chunk
 }
