@@ -264,7 +264,7 @@ impl Parser<'_> {
         &mut self,
         headers: Headers,
         body: &[u8],
-        path: String,
+        mut path: String,
         child_prefix: Option<String>,
         default_type: &str,
         depth: usize,
@@ -361,6 +361,18 @@ impl Parser<'_> {
                 message_depth,
             ) {
                 return;
+            }
+            // A message body that turned out not to be a multipart is a
+            // single part: number it `1`, not `0`.
+            if child_prefix.is_some()
+                && let Some(stem) = path.strip_suffix('0')
+            {
+                let single = format!("{stem}1");
+                for d in self.defects.iter_mut().filter(|d| d.part == path) {
+                    d.part = single.clone();
+                }
+                self.parts[idx].path = single.clone();
+                path = single;
             }
         } else if matches!(content_type.as_str(), "message/rfc822" | "message/global") {
             if too_deep {
@@ -705,7 +717,7 @@ mod tests {
             Case {
                 name: "no boundary at all",
                 raw: "Content-Type: multipart/mixed\n\njust text\n",
-                parts: &[("0", "text/plain", "just text\n")],
+                parts: &[("1", "text/plain", "just text\n")],
                 defects: &[DefectKind::MissingBoundary, DefectKind::MissingBoundary],
             },
             Case {
