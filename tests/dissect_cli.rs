@@ -24,7 +24,6 @@ fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("MAILBOT_DISSECT_OUT")
-        .env_remove("MAILBOT_PRINTER")
         .env("HOME", dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

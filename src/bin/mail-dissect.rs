@@ -89,8 +89,9 @@ struct Args {
         default_missing_value = "lpr {}"
     )]
     print_cmd: Option<String>,
-    /// Printer for --print-cmd: lpr -P NAME {}.
-    #[arg(long, value_name = "NAME", env = "MAILBOT_PRINTER")]
+    /// Print commands for this printer: lpr -P NAME {} (implies
+    /// --print-cmd).
+    #[arg(long, value_name = "NAME", conflicts_with = "exec")]
     printer: Option<String>,
     /// Run this command on each attachment this run wrote ({} is its path;
     /// split into words like a shell would, but no shell runs it). Files
