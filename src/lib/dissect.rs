@@ -292,7 +292,13 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
                 part.body = without_spans(&part.body, &spans);
             }
             let text = if want_bodies {
-                let (text, defect) = mime::charset::decode(&part.body, part.charset.as_deref());
+                // HTML without a charset parameter often names it in a
+                // <meta> tag.
+                let label = part
+                    .charset
+                    .clone()
+                    .or_else(|| is_html.then(|| html_meta_charset(&part.body)).flatten());
+                let (text, defect) = mime::charset::decode(&part.body, label.as_deref());
                 if let Some(detail) = defect {
                     d.defects.push(Defect {
                         part: part.path.clone(),
@@ -393,6 +399,23 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
         d.body_html = None;
     }
     d
+}
+
+/// The charset an HTML document names in a `<meta>` tag near its start.
+fn html_meta_charset(html: &[u8]) -> Option<String> {
+    let head = &html[..html.len().min(4096)];
+    let lower = head.to_ascii_lowercase();
+    let at = memchr::memmem::find(&lower, b"charset=")? + b"charset=".len();
+    let rest = &head[at..];
+    let rest = rest
+        .strip_prefix(b"\"")
+        .or_else(|| rest.strip_prefix(b"'"))
+        .unwrap_or(rest);
+    let end = rest
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
 /// A declared name without any extension gets the one of the real type
@@ -643,6 +666,18 @@ mod tests {
             dissect_bytes(raw, &Options::all()).attachments[0].file_name,
             "notes"
         );
+    }
+
+    #[test]
+    fn html_charset_from_meta() {
+        let raw = b"Content-Type: text/html\n\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\"><p>\x80</p>";
+        let d = dissect_bytes(raw, &Options::all());
+        assert!(d.body_html.unwrap().contains('\u{20AC}'));
+        assert_eq!(
+            html_meta_charset(b"<meta charset='UTF-8'>").as_deref(),
+            Some("UTF-8")
+        );
+        assert_eq!(html_meta_charset(b"<p>no meta</p>"), None);
     }
 
     #[test]

@@ -316,6 +316,19 @@ impl Parser<'_> {
         if let Some(d) = cte_defect {
             self.note(&path, DefectKind::TransferEncoding, d);
         }
+        for field in [
+            "content-type",
+            "content-transfer-encoding",
+            "content-disposition",
+        ] {
+            if headers.get_all(field).nth(1).is_some() {
+                self.note(
+                    &path,
+                    DefectKind::Header,
+                    format!("several {field} fields: the first is used"),
+                );
+            }
+        }
         let charset = type_params.get_plain("charset");
         if let Some(cs) = &charset
             && content_type.starts_with("text/")
@@ -781,6 +794,16 @@ mod tests {
             assert_eq!(summary(&m), t(c.parts), "{}", c.name);
             assert_eq!(kinds(&m), c.defects, "{}: {:?}", c.name, m.defects);
         }
+    }
+
+    #[test]
+    fn duplicate_fields_are_noted() {
+        let m = parse(
+            b"Content-Type: text/plain\nContent-Type: text/html\n\nx",
+            &Limits::default(),
+        );
+        assert_eq!(m.parts[0].content_type, "text/plain");
+        assert_eq!(kinds(&m), [DefectKind::Header]);
     }
 
     #[test]
