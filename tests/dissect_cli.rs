@@ -435,3 +435,35 @@ fn message_json_lists_each_part_with_its_files() {
     assert_eq!(body["files"][0]["file"], "body.txt");
     assert_eq!(v["headers"]["raw"][0]["name"], "From");
 }
+
+#[test]
+fn stdin_paths_are_dissected_as_they_come() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--stdin", "--pdf"])
+        .current_dir(tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", fixture("pdf-invoice.eml").display()).unwrap();
+    stdin.flush().unwrap();
+    // The path comes back while stdin is still open (a producer such as
+    // `mail-sync --watch` never closes it).
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        tx.send(line).unwrap();
+    });
+    let line = rx.recv_timeout(std::time::Duration::from_secs(20));
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let line = line.expect("no output before stdin was closed");
+    assert!(line.trim_end().ends_with("invoice.pdf"), "{line}");
+    assert!(status.success());
+}

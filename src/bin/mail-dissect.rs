@@ -239,93 +239,155 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
             .num_threads(cores * 2)
             .build_global();
     }
-    let mut status = Exit::Ok;
-    let mut raw_inputs = plan.inputs.clone();
-    if plan.stdin_paths {
-        raw_inputs.extend(read_stdin_paths(plan.null)?);
-    }
-    let mut items = Vec::new();
-    for input in &raw_inputs {
-        match expand(input, plan.recursive) {
-            Ok(mut found) => items.append(&mut found),
-            Err(e) => {
-                cli::report(PROGRAM, &anyhow::Error::new(e));
-                status = status.worse(Exit::NoInput);
-            }
-        }
-    }
+    let mut run = Run {
+        plan: &plan,
+        out: PathOutput::stdout(plan.null),
+        status: Exit::Ok,
+        messages: 0,
+        files: 0,
+        skipped: 0,
+    };
+    let items = run.expand_all(&plan.inputs);
     prepare_output(&plan.target)?;
-    let mut out = PathOutput::stdout(plan.null);
-    let threads = rayon::current_num_threads().max(1);
-    let (mut messages, mut files, mut skipped) = (0usize, 0usize, 0usize);
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        let chunk = next_chunk(&mut items, threads * 4);
-        let results: Vec<(String, anyhow::Result<Written>)> = chunk
-            .into_par_iter()
-            .map(|item| {
-                let name = item.name();
-                let result = if plan.flat {
-                    // Flat output is written in input order below, so the
-                    // same names always get the same numbers.
-                    dissect_item(item, &plan.options).map(|d| Pending::Flat(Box::new(d)))
-                } else {
-                    dissect_item(item, &plan.options).and_then(|d| {
-                        dissect::write_dissection(&d, Target::PerMessage(&plan.target))
-                            .map(Pending::Done)
-                            .map_err(Into::into)
-                    })
-                };
-                (name, result)
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|(name, r)| {
-                let r = r.and_then(|p| match p {
-                    Pending::Done(w) => Ok(w),
-                    Pending::Flat(d) => dissect::write_dissection(&d, Target::Flat(&plan.target))
-                        .map_err(Into::into),
-                });
-                (name, r)
-            })
-            .collect();
-        for (name, result) in results {
-            match result {
-                Ok(w) => {
-                    messages += 1;
-                    skipped += usize::from(w.skipped);
-                    files += w.files.len();
-                    emit(&plan, &w, &mut out)?;
-                    if let Some(t) = &plan.exec {
-                        // Only files this run wrote: a re-run from cron must
-                        // not print the same invoice again.
-                        let fresh = w
-                            .files
-                            .iter()
-                            .filter(|f| f.role == "attachment" && f.created);
-                        for f in fresh {
-                            if let Err(e) = run_command(t, &f.path) {
-                                cli::report(PROGRAM, &e);
-                                status = status.worse(Exit::Partial);
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    let e = e.context(name);
-                    cli::report(PROGRAM, &e);
-                    if mailbot::exit::exit_for(e.as_ref()) == Exit::CantCreate {
-                        status = status.worse(Exit::CantCreate);
-                    } else {
-                        status = status.worse(Exit::Partial);
-                    }
+    run.process(items)?;
+    if plan.stdin_paths {
+        // Paths are dissected as they come (a producer like
+        // `mail-sync --watch` never ends its output), batched by what is
+        // already waiting.
+        let paths = stdin_paths(plan.null);
+        while let Ok(first) = paths.recv() {
+            let mut batch = vec![first?];
+            while batch.len() < STDIN_BATCH {
+                match paths.try_recv() {
+                    Ok(p) => batch.push(p?),
+                    Err(_) => break,
                 }
             }
+            let items = run.expand_all(&batch);
+            run.process(items)?;
         }
-        out.flush().context("stdout")?;
     }
+    let Run {
+        messages,
+        files,
+        skipped,
+        status,
+        ..
+    } = run;
     tracing::info!("{messages} messages, {files} files, {skipped} messages already done");
     Ok(status)
+}
+
+/// How many waiting stdin paths are dissected together.
+const STDIN_BATCH: usize = 64;
+
+/// The state of one run: where output goes, the outcome so far.
+struct Run<'p> {
+    plan: &'p Plan,
+    out: PathOutput<io::BufWriter<io::Stdout>>,
+    status: Exit,
+    messages: usize,
+    files: usize,
+    skipped: usize,
+}
+
+impl Run<'_> {
+    /// Input arguments as messages; a missing one is reported (exit 66 at
+    /// the end) and the rest go on.
+    fn expand_all(&mut self, inputs: &[PathBuf]) -> Vec<Item> {
+        let mut items = Vec::new();
+        for input in inputs {
+            match expand(input, self.plan.recursive) {
+                Ok(mut found) => items.append(&mut found),
+                Err(e) => {
+                    cli::report(PROGRAM, &anyhow::Error::new(e));
+                    self.status = self.status.worse(Exit::NoInput);
+                }
+            }
+        }
+        items
+    }
+
+    /// Dissects and writes `items` on all workers, then reports them in
+    /// input order. Only a failure to write stdout ends the run.
+    fn process(&mut self, items: Vec<Item>) -> anyhow::Result<()> {
+        let plan = self.plan;
+        let threads = rayon::current_num_threads().max(1);
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk = next_chunk(&mut items, threads * 4);
+            let results: Vec<(String, anyhow::Result<Written>)> = chunk
+                .into_par_iter()
+                .map(|item| {
+                    let name = item.name();
+                    let result = if plan.flat {
+                        // Flat output is written in input order below, so
+                        // the same names always get the same numbers.
+                        dissect_item(item, &plan.options).map(|d| Pending::Flat(Box::new(d)))
+                    } else {
+                        dissect_item(item, &plan.options).and_then(|d| {
+                            dissect::write_dissection(&d, Target::PerMessage(&plan.target))
+                                .map(Pending::Done)
+                                .map_err(Into::into)
+                        })
+                    };
+                    (name, result)
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|(name, r)| {
+                    let r = r.and_then(|p| match p {
+                        Pending::Done(w) => Ok(w),
+                        Pending::Flat(d) => {
+                            dissect::write_dissection(&d, Target::Flat(&plan.target))
+                                .map_err(Into::into)
+                        }
+                    });
+                    (name, r)
+                })
+                .collect();
+            for (name, result) in results {
+                match result {
+                    Ok(w) => self.done(&w)?,
+                    Err(e) => {
+                        let e = e.context(name);
+                        cli::report(PROGRAM, &e);
+                        let code = if mailbot::exit::exit_for(e.as_ref()) == Exit::CantCreate {
+                            Exit::CantCreate
+                        } else {
+                            Exit::Partial
+                        };
+                        self.status = self.status.worse(code);
+                    }
+                }
+            }
+            self.out.flush().context("stdout")?;
+        }
+        Ok(())
+    }
+
+    /// Reports a message done and runs `--exec` on its new files.
+    fn done(&mut self, w: &Written) -> anyhow::Result<()> {
+        self.messages += 1;
+        self.skipped += usize::from(w.skipped);
+        self.files += w.files.len();
+        emit(self.plan, w, &mut self.out)?;
+        if let Some(t) = &self.plan.exec {
+            // Only files this run wrote: a re-run from cron must not print
+            // the same invoice again.
+            let fresh = w
+                .files
+                .iter()
+                .filter(|f| f.role == "attachment" && f.created);
+            for f in fresh {
+                if let Err(e) = run_command(t, &f.path) {
+                    cli::report(PROGRAM, &e);
+                    self.status = self.status.worse(Exit::Partial);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Messages at least this big are dissected on their own, and a batch
@@ -416,20 +478,33 @@ fn prepare_output(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_stdin_paths(null: bool) -> anyhow::Result<Vec<PathBuf>> {
+/// Paths read from stdin on their own thread, one per line (NUL with
+/// `-0`), sent as they arrive.
+fn stdin_paths(null: bool) -> std::sync::mpsc::Receiver<anyhow::Result<PathBuf>> {
     use std::os::unix::ffi::OsStringExt;
-    let sep = if null { 0 } else { b'\n' };
-    let mut paths = Vec::new();
-    for chunk in io::stdin().lock().split(sep) {
-        let mut chunk = chunk.map_err(|e| Error::io(ErrorKind::InputMissing, "stdin", e))?;
-        if !null && chunk.last() == Some(&b'\r') {
-            chunk.pop();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sep = if null { 0 } else { b'\n' };
+        for chunk in io::stdin().lock().split(sep) {
+            let item = match chunk {
+                Ok(mut chunk) => {
+                    if !null && chunk.last() == Some(&b'\r') {
+                        chunk.pop();
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    Ok(PathBuf::from(std::ffi::OsString::from_vec(chunk)))
+                }
+                Err(e) => Err(Error::io(ErrorKind::InputMissing, "stdin", e).into()),
+            };
+            let stop = item.is_err();
+            if tx.send(item).is_err() || stop {
+                break;
+            }
         }
-        if !chunk.is_empty() {
-            paths.push(PathBuf::from(std::ffi::OsString::from_vec(chunk)));
-        }
-    }
-    Ok(paths)
+    });
+    rx
 }
 
 /// An input argument as the messages it stands for.
