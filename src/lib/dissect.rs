@@ -49,8 +49,9 @@ use crate::mime::{self, Defect, DefectKind, Headers, PartKind};
 pub use sniff::{extension_for, sniff};
 pub use write::{Target, Written, WrittenFile, folder_name, remove_stale_temps, write_dissection};
 
-/// What to extract.
-#[derive(Debug, Clone, Default)]
+/// What to extract. The default is everything: all attachments, the
+/// bodies, default limits.
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Keep only attachments of these types (`application/pdf`,
     /// `image/*`); empty keeps all.
@@ -59,6 +60,12 @@ pub struct Options {
     pub bodies: bool,
     /// Parser limits.
     pub limits: mime::Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::all()
+    }
 }
 
 impl Options {
