@@ -40,16 +40,19 @@ pub struct Limits {
     pub max_depth: usize,
     /// How many parts one message may have.
     pub max_parts: usize,
-    /// How many decoded bytes one message may produce in all.
+    /// How many decoded bytes one message may produce in all (attached
+    /// messages count too, since each is kept whole as well as decoded).
     pub max_decoded_bytes: usize,
 }
 
 impl Default for Limits {
+    /// Depth 20, 10,000 parts, 512 MiB decoded: far above what real mail
+    /// needs, low enough that nested copies cannot exhaust memory.
     fn default() -> Self {
         Limits {
             max_depth: 20,
             max_parts: 10_000,
-            max_decoded_bytes: 1 << 30,
+            max_decoded_bytes: 512 << 20,
         }
     }
 }
