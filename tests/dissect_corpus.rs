@@ -8,9 +8,8 @@
 //! committed; `MAILBOT_UPDATE_DIFFERENCES=1` rewrites it after a change
 //! that is meant.
 //!
-//! tnef-verdammelt and roundcube run through the dissector's TNEF and
-//! uuencode hooks, which wait for those decoders: their cases are listed
-//! as differences until then. notmuch and mu-maildirs have no
+//! tnef-verdammelt and roundcube also check the TNEF and uuencode
+//! decoders through the dissector. notmuch and mu-maildirs have no
 //! expectations and are only in the smoke test.
 
 use std::collections::BTreeMap;
@@ -315,12 +314,8 @@ fn zbateson_mail_mime_parser() {
         }
     }
     tally.finish(
-        63,
+        67,
         &[
-            ("m0018#0", "uuencoded parts wait for the uuencode decoder hook (dissect::find_uuencoded)"),
-            ("m1014#0", "uuencoded parts wait for the uuencode decoder hook (dissect::find_uuencoded)"),
-            ("m2010#0", "uuencoded parts wait for the uuencode decoder hook (dissect::find_uuencoded)"),
-            ("m3007#0", "uuencoded parts wait for the uuencode decoder hook (dissect::find_uuencoded)"),
             ("m2011#0", "BinHex (application/mac-binhex40) is not decoded; the part is kept as sent"),
             ("m0020#0", "further inline text/html parts are files for us (part-2.3.html); zbateson joins them into the body"),
             ("m1009#0", "an inline text/plain part with a file name is a file for us; zbateson reads it as body"),
@@ -781,11 +776,11 @@ fn stalwart_mail_parser() {
         tally.case(&name, problems);
     }
     tally.finish(
-        102,
+        100,
         &[
             ("legacy/017.eml", "x-uuencode parts: stalwart keeps the encoded text, we decode the files"),
             ("legacy/048.eml", "x-uuencode parts: stalwart keeps the encoded text, we decode the files"),
-            ("legacy/026.eml", "x-uuencode part: stalwart keeps it as text with U+FFFD for 8-bit bytes; we keep the bytes (uuencode hook pending)"),
+            ("legacy/026.eml", "x-uuencode part: stalwart keeps it as text with U+FFFD for 8-bit bytes; we decode the uuencoded file"),
             ("malformed/009.eml", "an outer boundary line ends the unclosed inner multipart for us (as Dovecot does); mail-parser runs the inner part on"),
             ("malformed/011.eml", "an outer boundary line ends the unclosed inner multipart for us (as Dovecot does); mail-parser runs the inner part on"),
             ("malformed/016.eml", "an outer boundary line ends the unclosed inner multipart for us (as Dovecot does); mail-parser runs the inner part on"),
@@ -796,7 +791,7 @@ fn stalwart_mail_parser() {
 
 /// Roundcube: name precedence over six differently declared leaf parts,
 /// a part's name and size, base64 and uuencode decoding to the original
-/// PDF, and TNEF streams unpacked through the dissector's hook.
+/// PDF, and TNEF streams unpacked by the dissector.
 #[test]
 fn roundcube() {
     use mailbot::dissect::{find_uuencoded, unpack_tnef};
@@ -893,23 +888,7 @@ fn roundcube() {
         };
         tally.case(name, problems);
     }
-    tally.finish(
-        3,
-        &[
-            (
-                "test.uuencode",
-                "waits for the uuencode decoder hook (dissect::find_uuencoded)",
-            ),
-            (
-                "body.tnef",
-                "waits for the TNEF decoder hook (dissect::unpack_tnef)",
-            ),
-            (
-                "one-file.tnef",
-                "waits for the TNEF decoder hook (dissect::unpack_tnef)",
-            ),
-        ],
-    );
+    tally.finish(6, &[]);
 }
 
 /// tnef-verdammelt: each raw winmail.dat stream, wrapped in a message as
@@ -968,10 +947,11 @@ fn tnef_verdammelt() {
         tally.case(&stem, problems);
     }
     tally.finish(
-        2,
+        14,
         &[(
-            "*",
-            "waits for the TNEF decoder hook (dissect::unpack_tnef); the two that match expect no file",
+            "MAPI_OBJECT",
+            "the embedded OLE object: the baseline keeps its 16-byte IID_IStorage prefix; \
+             we write the compound document itself (starts D0 CF 11 E0), which Office opens",
         )],
     );
 }

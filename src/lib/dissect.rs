@@ -18,9 +18,9 @@
 //!   message itself, the first of each becomes the body (`body.txt`,
 //!   `body.html`, decoded to UTF-8); any further one is an attachment
 //!   named after its path (`part-1.3.txt`), as its bytes were sent;
-//! - a TNEF `winmail.dat` is replaced by the files it carries, and
-//!   uuencoded blocks in text parts become attachments too, once those
-//!   decoders are hooked in (see [`unpack_tnef`] and [`find_uuencoded`]).
+//! - a TNEF `winmail.dat` is replaced by the files it carries (see
+//!   [`unpack_tnef`]), and uuencoded blocks in text parts become
+//!   attachments and leave the body (see [`find_uuencoded`]).
 //!
 //! # Names and types
 //!
@@ -488,59 +488,55 @@ pub struct Extracted {
 /// The files a container carries, and what had to be guessed.
 pub type Unpacked = (Vec<Extracted>, Vec<String>);
 
-/// Hook for the TNEF decoder: `None` when this data is not TNEF (or no
-/// decoder is built in), else the files it carries and the defects, or why
-/// it could not be decoded.
-///
-/// HOOK(tnef): once `src/lib/tnef.rs` lands (API as in
-/// /work/scratch/extras/READY/NOTES.md), the body becomes:
-///
-/// ```text
-/// if !crate::tnef::is_tnef(data) {
-///     return None;
-/// }
-/// Some(match crate::tnef::decode(data) {
-///     Ok(t) => {
-///         let mut files: Vec<Extracted> = t.files.into_iter()
-///             .map(|f| Extracted { name: f.name, data: f.data, mime_type: f.mime_type,
-///                                  defects: Vec::new(), span: None })
-///             .collect();
-///         if let Some(rtf) = t.body.rtf {
-///             files.push(Extracted { name: "winmail-body.rtf".into(), data: rtf,
-///                 mime_type: Some("application/rtf".into()), defects: Vec::new(), span: None });
-///         }
-///         if let Some(html) = t.body.html {
-///             files.push(Extracted { name: "winmail-body.html".into(), data: html,
-///                 mime_type: Some("text/html".into()), defects: Vec::new(), span: None });
-///         }
-///         Ok((files, t.defects))
-///     }
-///     Err(e) => Err(e.to_string()),
-/// })
-/// ```
+/// The files a TNEF `winmail.dat` carries: `None` when `data` is not
+/// TNEF, else the files (the message body it holds as
+/// `winmail-body.rtf` / `winmail-body.html`) and the defects, or why it
+/// could not be decoded at all.
 pub fn unpack_tnef(data: &[u8]) -> Option<Result<Unpacked, String>> {
-    // Until the decoder lands: recognise the signature (0x223E9F78,
-    // little-endian) and say why the file stays packed.
-    if !data.starts_with(&[0x78, 0x9F, 0x3E, 0x22]) {
+    if !crate::tnef::is_tnef(data) {
         return None;
     }
-    Some(Err("no TNEF decoder built in yet".into()))
+    let extracted = |name: String, data: Vec<u8>, mime_type: Option<String>| Extracted {
+        name,
+        data,
+        mime_type,
+        defects: Vec::new(),
+        span: None,
+    };
+    Some(match crate::tnef::decode(data) {
+        Ok(t) => {
+            let mut files: Vec<Extracted> = t
+                .files
+                .into_iter()
+                .map(|f| extracted(f.name, f.data, f.mime_type))
+                .collect();
+            // The body is often the only readable form of the message.
+            if let Some(rtf) = t.body.rtf {
+                let rtf_type = Some("application/rtf".to_string());
+                files.push(extracted("winmail-body.rtf".into(), rtf, rtf_type));
+            }
+            if let Some(html) = t.body.html {
+                let html_type = Some("text/html".to_string());
+                files.push(extracted("winmail-body.html".into(), html, html_type));
+            }
+            Ok((files, t.defects))
+        }
+        Err(e) => Err(e.to_string()),
+    })
 }
 
-/// Hook for the uuencode decoder: the uuencoded files found in `text`.
-///
-/// HOOK(uuencode): once `src/lib/uuencode.rs` lands, the body becomes:
-///
-/// ```text
-/// crate::uuencode::find_blocks(text)
-///     .into_iter()
-///     .map(|u| Extracted { name: u.name, data: u.data, mime_type: None,
-///                          defects: u.defects, span: Some(u.start..u.end) })
-///     .collect()
-/// ```
+/// The uuencoded files found in `text`, with where each block sat.
 pub fn find_uuencoded(text: &[u8]) -> Vec<Extracted> {
-    let _ = text;
-    Vec::new()
+    crate::uuencode::find_blocks(text)
+        .into_iter()
+        .map(|u| Extracted {
+            name: u.name,
+            data: u.data,
+            mime_type: None,
+            defects: u.defects,
+            span: Some(u.start..u.end),
+        })
+        .collect()
 }
 
 /// Adds the uuencoded files in `text` as attachments; returns where the

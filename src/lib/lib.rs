@@ -9,11 +9,13 @@ pub mod cli;
 pub mod config;
 pub mod dissect;
 pub mod error;
-pub mod file_name;
 pub mod exit;
+pub mod file_name;
 pub mod maildir;
 pub mod mime;
 pub mod shell;
+pub mod tnef;
+pub mod uuencode;
 
 pub use error::{Error, ErrorKind, Result};
 pub use exit::Exit;
