@@ -11,6 +11,7 @@ pub mod error;
 pub mod exit;
 pub mod maildir;
 pub mod shell;
+pub mod tls;
 
 pub use error::{Error, ErrorKind, Result};
 pub use exit::Exit;
