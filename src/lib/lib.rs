@@ -6,11 +6,13 @@
 //! environment, config files it was not handed, or the terminal.
 
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod error;
 pub mod exit;
 pub mod maildir;
 pub mod shell;
+pub mod smtp;
 pub mod tls;
 
 pub use error::{Error, ErrorKind, Result};
