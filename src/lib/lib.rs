@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod exit;
 pub mod maildir;
+pub mod queue;
 pub mod shell;
 pub mod smtp;
 pub mod tls;

@@ -1,0 +1,223 @@
+//! The outbox: messages that could not be sent now, kept for a later
+//! `mail-inject --flush`.
+//!
+//! The outbox is a maildir whose files are exactly the messages, byte for
+//! byte (no envelope header is added); each message's envelope sits next
+//! to it in `envelopes/UNIQUE.json`, where UNIQUE is the message file's
+//! unique name. The envelope is written (atomically) before the message
+//! appears in `new/`, and removed only after the message, so a crash at
+//! any point never leaves a visible message without its envelope. An
+//! envelope whose message is gone is an already-sent leftover and is
+//! cleaned up.
+//!
+//! Sending is the caller's job: remove a message only after the server
+//! accepted it (250 to the data). A crash between that reply and the
+//! removal sends that one message again at the next flush: at most one
+//! duplicate, never a loss.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::maildir::{self, Maildir};
+use crate::smtp::Envelope;
+
+/// The outbox folder.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    maildir: Maildir,
+    envelopes: PathBuf,
+}
+
+/// A message waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// The message file.
+    pub path: PathBuf,
+    /// Its envelope file.
+    pub envelope_path: PathBuf,
+}
+
+impl Outbox {
+    /// Opens the outbox at `dir`, creating it (a maildir plus
+    /// `envelopes/`) when missing.
+    pub fn create(dir: &Path) -> Result<Outbox> {
+        let maildir = Maildir::create(dir)?;
+        let envelopes = dir.join("envelopes");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&envelopes)
+            .map_err(|e| Error::writing(&envelopes, e))?;
+        Ok(Outbox { maildir, envelopes })
+    }
+
+    /// The outbox folder.
+    pub fn path(&self) -> &Path {
+        self.maildir.path()
+    }
+
+    /// Puts `message` with its envelope into the outbox and returns the
+    /// message's path.
+    pub fn enqueue(&self, message: &[u8], envelope: &Envelope) -> Result<PathBuf> {
+        let staged = self.maildir.stage(message)?;
+        let unique = staged
+            .tmp_path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let envelope_path = self.envelope_path(&unique);
+        write_atomically(
+            &envelope_path,
+            &serde_json::to_vec(envelope).unwrap_or_default(),
+        )?;
+        match staged.commit() {
+            Ok(path) => Ok(path),
+            Err(e) => {
+                let _ = fs::remove_file(&envelope_path);
+                Err(e)
+            }
+        }
+    }
+
+    fn envelope_path(&self, unique: &str) -> PathBuf {
+        self.envelopes.join(format!("{unique}.json"))
+    }
+
+    /// The queued messages, oldest name first. Envelopes left over from
+    /// messages already sent are removed on the way.
+    pub fn list(&self) -> Result<Vec<Queued>> {
+        let entries = self.maildir.list()?;
+        let mut queued = Vec::new();
+        let mut uniques = std::collections::HashSet::new();
+        for entry in entries {
+            uniques.insert(format!("{}.json", entry.unique));
+            queued.push(Queued {
+                envelope_path: self.envelope_path(&entry.unique),
+                path: entry.path,
+            });
+        }
+        let listing =
+            fs::read_dir(&self.envelopes).map_err(|e| Error::reading(&self.envelopes, e))?;
+        for item in listing.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json") && !uniques.contains(&name) {
+                let _ = fs::remove_file(item.path());
+            }
+        }
+        Ok(queued)
+    }
+
+    /// The envelope stored with `queued`. A message without one cannot be
+    /// sent: that is bad input (exit 65) naming the file.
+    pub fn envelope(&self, queued: &Queued) -> Result<Envelope> {
+        let bytes = fs::read(&queued.envelope_path).map_err(|e| {
+            Error::new(
+                ErrorKind::BadInput,
+                queued.path.display().to_string(),
+                "queued without its envelope file",
+            )
+            .with_source(e)
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::BadInput,
+                queued.envelope_path.display().to_string(),
+                "unreadable envelope",
+            )
+            .with_source(e)
+        })
+    }
+
+    /// Removes a sent message, then its envelope.
+    pub fn remove(&self, queued: &Queued) -> Result<()> {
+        fs::remove_file(&queued.path).map_err(|e| Error::writing(&queued.path, e))?;
+        if let Some(dir) = queued.path.parent() {
+            maildir::sync_dir(dir)?;
+        }
+        match fs::remove_file(&queued.envelope_path) {
+            Ok(()) => maildir::sync_dir(&self.envelopes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::writing(&queued.envelope_path, e)),
+        }
+    }
+}
+
+/// Writes `path` through a temporary file, fsync and rename, and flushes
+/// the directory: a reader sees the old state or all of the new.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", maildir::unique_name()));
+    let result = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::writing(path, e));
+    }
+    maildir::sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            from: "a@x.test".into(),
+            to: vec!["b@x.test".into(), "c@x.test".into()],
+        }
+    }
+
+    #[test]
+    fn queued_messages_are_exact_and_keep_their_envelope() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::create(&dir.path().join("outbox")).unwrap();
+        let message = b"Subject: x\r\n\r\nbody\r\n";
+        let path = outbox.enqueue(message, &envelope()).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), message);
+        let list = outbox.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].path, path);
+        assert_eq!(outbox.envelope(&list[0]).unwrap(), envelope());
+        outbox.remove(&list[0]).unwrap();
+        assert!(outbox.list().unwrap().is_empty());
+        assert_eq!(
+            fs::read_dir(dir.path().join("outbox/envelopes"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn leftover_envelopes_are_cleaned_and_missing_ones_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::create(dir.path()).unwrap();
+        let path = outbox.enqueue(b"x\r\n", &envelope()).unwrap();
+        // A crash after removing the message, before its envelope.
+        fs::remove_file(&path).unwrap();
+        assert!(outbox.list().unwrap().is_empty());
+        assert_eq!(
+            fs::read_dir(dir.path().join("envelopes")).unwrap().count(),
+            0
+        );
+        // A message dropped in by hand, with no envelope.
+        Maildir::at(dir.path()).deliver(b"y\r\n").unwrap();
+        let list = outbox.list().unwrap();
+        assert_eq!(outbox.envelope(&list[0]).unwrap_err().exit().code(), 65);
+    }
+}
