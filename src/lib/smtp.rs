@@ -520,28 +520,36 @@ impl Session {
                 batch.extend_from_slice(r.as_bytes());
             }
             self.command(&batch)?;
-            let mail_reply = self.read_reply(Stage::MailFrom)?;
-            let mut rcpt_replies = Vec::new();
-            for _ in &rcpts {
-                rcpt_replies.push(self.read_reply(Stage::RcptTo)?);
-            }
-            self.check(
-                Stage::MailFrom,
-                &mail_reply,
-                &[250],
-                &format!("sender <{}> refused", envelope.from),
-            )
-            .and_then(|()| {
-                for (rcpt, reply) in envelope.to.iter().zip(&rcpt_replies) {
-                    self.check(
+            // Read every reply in order; when the connection ends early
+            // (a 421 to MAIL, then close), the refusal already read is
+            // the news, not the lost connection.
+            let from_what = format!("sender <{}> refused", envelope.from);
+            let mut checked: Result<()> = Ok(());
+            let stages = std::iter::once((Stage::MailFrom, from_what, vec![250])).chain(
+                envelope.to.iter().map(|r| {
+                    (
                         Stage::RcptTo,
-                        reply,
-                        &[250, 251],
-                        &format!("recipient <{rcpt}> refused"),
-                    )?;
+                        format!("recipient <{r}> refused"),
+                        vec![250, 251],
+                    )
+                }),
+            );
+            for (stage, what, want) in stages {
+                match self.read_reply(stage) {
+                    Ok(reply) => {
+                        if checked.is_ok() {
+                            checked = self.check(stage, &reply, &want, &what);
+                        }
+                    }
+                    Err(e) => {
+                        return Err(match checked {
+                            Err(first) => first,
+                            Ok(()) => e,
+                        });
+                    }
                 }
-                Ok(())
-            })
+            }
+            checked
         } else {
             self.command(mail.as_bytes())?;
             self.expect(
