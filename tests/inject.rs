@@ -404,3 +404,52 @@ fn help_examples_without_a_server_work() {
     let path = String::from_utf8(path).unwrap();
     assert!(Path::new(path.trim()).is_file(), "{path}");
 }
+
+#[test]
+fn sendmail_gets_the_envelope_in_argv_and_the_message_on_stdin() {
+    let home = tempfile::tempdir().unwrap();
+    let stub = home.path().join("sendmail");
+    fs::write(
+        &stub,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.args\"\ncat > \"$0.msg\"\nexit \"${STUB_EXIT:-0}\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let args = [
+        "-r",
+        "A <a@x.test>",
+        "-s",
+        "s",
+        "-b",
+        "hidden@x.test",
+        "--date",
+        "@0",
+        "--message-id",
+        "m@x",
+    ];
+    let mut cmd = inject(home.path());
+    cmd.args(args)
+        .arg("--sendmail")
+        .arg(&stub)
+        .args(["b@x.test", "c@x.test"]);
+    let out = run(&mut cmd, b"body\n");
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        fs::read_to_string(home.path().join("sendmail.args")).unwrap(),
+        "-oi\n-f\na@x.test\n--\nb@x.test\nc@x.test\nhidden@x.test\n"
+    );
+    let mut cmd = inject(home.path());
+    cmd.args(args).args(["-o", "-", "b@x.test", "c@x.test"]);
+    let printed = run(&mut cmd, b"body\n").stdout;
+    assert_eq!(fs::read(home.path().join("sendmail.msg")).unwrap(), printed);
+    assert!(!String::from_utf8_lossy(&printed).contains("hidden"));
+    // sendmail's own exit status keeps its meaning.
+    let mut cmd = inject(home.path());
+    cmd.env("STUB_EXIT", "75")
+        .args(args)
+        .arg("--sendmail")
+        .arg(&stub)
+        .arg("b@x.test");
+    let out = run(&mut cmd, b"body\n");
+    assert_eq!(code(&out), 75, "{}", describe(&out));
+}

@@ -82,7 +82,21 @@ fn serve(stream: TcpStream, fault: Fault, received: &Mutex<Vec<Vec<u8>>>) -> std
         }
         let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
         match verb.as_str() {
-            "EHLO" => out.write_all(b"250-fake.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")?,
+            "EHLO" => out.write_all(
+                b"250-fake.test\r\n250-PIPELINING\r\n250-AUTH PLAIN XOAUTH2\r\n250 8BITMIME\r\n",
+            )?,
+            "AUTH" => {
+                // XOAUTH2 with the token "good" is accepted, anything else refused.
+                let want = inject_common::base64("user=a@fake.test\x01auth=Bearer good\x01\x01");
+                if line.trim_end() == format!("AUTH XOAUTH2 {want}") {
+                    out.write_all(b"235 2.7.0 Authentication successful\r\n")?
+                } else {
+                    out.write_all(b"334 eyJzdGF0dXMiOiI0MDEifQ==\r\n")?;
+                    let mut empty = String::new();
+                    reader.read_line(&mut empty)?;
+                    out.write_all(b"535 5.7.8 Username and Password not accepted\r\n")?
+                }
+            }
             "MAIL" => {
                 if fault == Fault::ShutdownAtMail {
                     out.write_all(b"421 4.3.2 Service shutting down, closing channel\r\n")?;
@@ -312,4 +326,17 @@ fn flush_removes_only_what_the_server_accepted() {
         std::fs::read_dir(queue.join("envelopes")).unwrap().count(),
         0
     );
+}
+
+#[test]
+fn xoauth2_token_from_a_command() {
+    let fake = Fake::start(vec![Fault::None]);
+    let home = tempfile::tempdir().unwrap();
+    for (token, want) in [("good", 0), ("expired", 77)] {
+        let mut cmd = send(&fake, home.path(), &["--insecure", "--user", "a@fake.test"]);
+        cmd.args(["--oauth2-token-command", &format!("echo {token}")]);
+        let out = run(&mut cmd, b"x\n");
+        assert_eq!(code(&out), want, "{token}: {}", describe(&out));
+    }
+    assert_eq!(fake.received().len(), 1);
 }

@@ -294,3 +294,63 @@ fn batch_goes_over_one_session_with_a_result_per_line() {
     }
     wait_for_messages(&rig.maildirs[1], &tag, 12);
 }
+
+#[test]
+fn one_call_sends_appends_to_sent_and_delivers_locally_the_same_bytes() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let subject = unique("three targets");
+    let local = home.path().join("Mail");
+    let mut cmd = submit_as_alice(&rig, home.path());
+    cmd.arg("--imap")
+        .arg(format!(
+            "imaps://{}@{}:{}",
+            rig.users[0].0, rig.host, rig.imaps_port
+        ))
+        .args(["--folder", "Sent"])
+        .arg("--maildir")
+        .arg(&local)
+        .args(["-r", &rig.address(0), "-s", &subject, &rig.address(1)]);
+    let out = run(&mut cmd, b"one message, three places\n");
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let path = String::from_utf8(out.stdout).unwrap();
+    let local_copy = std::fs::read(path.trim()).unwrap();
+    let mut imap = support::Imap::connect_tls(&rig, rig.tls_trusting_rig()).unwrap();
+    assert!(imap.login(&rig.users[0].0, &rig.users[0].1).unwrap());
+    let sent: Vec<_> = imap
+        .fetch_all("Sent")
+        .unwrap()
+        .into_iter()
+        .filter(|m| String::from_utf8_lossy(m).contains(&subject))
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0] == local_copy,
+        "the Sent copy differs from the local one"
+    );
+    let delivered = wait_for_messages(&rig.maildirs[1], &subject, 1);
+    let body = |m: &[u8]| {
+        let t = String::from_utf8_lossy(m).replace("\r\n", "\n");
+        t[t.find("\n\n").unwrap()..].to_string()
+    };
+    assert_eq!(body(&delivered[0]), body(&local_copy));
+
+    // IMAP over STARTTLS, and its wrong password.
+    let mut cmd = inject(home.path());
+    cmd.env("MAILBOT_PASSWORD", "wrong")
+        .arg("--imap")
+        .arg(format!(
+            "imap://{}@{}:{}",
+            rig.users[0].0, rig.host, rig.imap_port
+        ))
+        .arg("--ca-file")
+        .arg(&rig.ca)
+        .args(["-r", &rig.address(0), "-s", "x"]);
+    let out = run(&mut cmd, b"x\n");
+    assert_eq!(code(&out), 77, "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("authentication failed (NO"),
+        "{}",
+        describe(&out)
+    );
+}

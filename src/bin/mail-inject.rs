@@ -18,6 +18,7 @@ use mailbot::compose::{self, Address, Attachment, Composed, Draft, Pins};
 use mailbot::config::{self, Account};
 use mailbot::error::{Error, ErrorKind};
 use mailbot::exit::Exit;
+use mailbot::imap::{self, ImapUrl};
 use mailbot::maildir::Maildir;
 use mailbot::queue::{self, Outbox};
 use mailbot::smtp::{Auth, Envelope, Retry, Sender, Settings, SmtpUrl};
@@ -144,6 +145,23 @@ struct Args {
     /// Deliver into this maildir (created when missing); prints the new file's path.
     #[arg(long, value_name = "DIR", help_heading = "Targets")]
     maildir: Option<PathBuf>,
+    /// Append a copy over IMAP: imaps://[USER@]HOST[:993] or imap://[USER@]HOST[:143] (STARTTLS).
+    #[arg(
+        long,
+        env = "MAILBOT_IMAP",
+        value_name = "URL",
+        help_heading = "Targets"
+    )]
+    imap: Option<String>,
+    /// The folder --imap appends to (created when missing).
+    #[arg(
+        long,
+        default_value = "Sent",
+        value_name = "NAME",
+        requires = "imap",
+        help_heading = "Targets"
+    )]
+    folder: String,
     /// Write the message to FILE (atomically), or to stdout with '-'.
     #[arg(
         short = 'o',
@@ -249,6 +267,7 @@ enum Target {
     Maildir(PathBuf),
     Smtp(SmtpUrl),
     Sendmail(PathBuf),
+    Imap(ImapUrl, String),
 }
 
 impl Target {
@@ -259,6 +278,7 @@ impl Target {
             Target::Maildir(p) => p.display().to_string(),
             Target::Smtp(u) => u.display(),
             Target::Sendmail(p) => p.display().to_string(),
+            Target::Imap(u, folder) => format!("{}/{folder}", u.display()),
         }
     }
 
@@ -285,11 +305,14 @@ fn targets(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Vec<Target>
     if let Some(p) = &args.sendmail {
         out.push(Target::Sendmail(p.clone()));
     }
+    if let Some(url) = &args.imap {
+        out.push(Target::Imap(ImapUrl::parse(url)?, args.folder.clone()));
+    }
     if out.is_empty() {
         return Err(Error::new(
             ErrorKind::Usage,
             "target",
-            "nowhere to send the message: give --smtp URL, --sendmail, --maildir DIR or -o FILE (- for stdout)",
+            "nowhere to send the message: give --smtp URL, --sendmail, --maildir DIR, --imap URL or -o FILE (- for stdout)",
         )
         .into());
     }
@@ -449,9 +472,17 @@ fn raw_message(args: &Args, from: Option<String>) -> anyhow::Result<Composed> {
 
 // -------------------------------------------------------------- inject
 
-fn smtp_sender(args: &Args, account: &ResolvedAccount, url: SmtpUrl) -> anyhow::Result<Sender> {
-    let user = url.user.clone().or_else(|| account.account.user.clone());
-    let auth = match (&account.account.oauth2_token_command, user) {
+/// The credentials for a server: XOAUTH2 when a token command is set,
+/// else the password when there is a user, else none.
+fn credentials(
+    account: &ResolvedAccount,
+    url_user: Option<&str>,
+    object: &str,
+) -> anyhow::Result<Option<Auth>> {
+    let user = url_user
+        .map(str::to_string)
+        .or_else(|| account.account.user.clone());
+    Ok(match (&account.account.oauth2_token_command, user) {
         (Some(cmd), Some(user)) => Some(Auth::OAuth2 {
             user,
             token: config::secret_from_command(cmd, "--oauth2-token-command")?,
@@ -460,7 +491,7 @@ fn smtp_sender(args: &Args, account: &ResolvedAccount, url: SmtpUrl) -> anyhow::
             let password = account.password()?.ok_or_else(|| {
                 Error::new(
                     ErrorKind::Config,
-                    url.display(),
+                    object,
                     format!("no password for {user:?}: give --password-command, MAILBOT_PASSWORD or the account's password_command"),
                 )
             })?;
@@ -469,17 +500,25 @@ fn smtp_sender(args: &Args, account: &ResolvedAccount, url: SmtpUrl) -> anyhow::
         (Some(_), None) => {
             return Err(Error::new(
                 ErrorKind::Config,
-                url.display(),
+                object,
                 "XOAUTH2 needs a user: put it in the URL or give --user",
             )
             .into());
         }
         (None, None) => None,
-    };
-    let tls = tls::client_config(&TlsOptions {
+    })
+}
+
+fn tls_config(account: &ResolvedAccount) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    Ok(tls::client_config(&TlsOptions {
         ca_file: account.account.ca_file.clone(),
         insecure: account.insecure,
-    })?;
+    })?)
+}
+
+fn smtp_sender(args: &Args, account: &ResolvedAccount, url: SmtpUrl) -> anyhow::Result<Sender> {
+    let auth = credentials(account, url.user.as_deref(), &url.display())?;
+    let tls = tls_config(account)?;
     let settings = Settings {
         tls,
         insecure: account.insecure,
@@ -543,6 +582,8 @@ fn inject(
             Target::Sendmail(path) => {
                 run_sendmail(path, message).map(|()| json!({"target": name, "status": "sent"}))
             }
+            Target::Imap(url, folder) => append_imap(args, account, url, folder, message)
+                .map(|()| json!({"target": name, "status": "appended"})),
         };
         match outcome {
             Ok(value) => {
@@ -644,6 +685,27 @@ fn send_smtp(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn append_imap(
+    args: &Args,
+    account: &ResolvedAccount,
+    url: &ImapUrl,
+    folder: &str,
+    message: &Composed,
+) -> anyhow::Result<()> {
+    let auth = credentials(account, url.user.as_deref(), &url.display())?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            url.display(),
+            "IMAP needs a user: put it in the URL or give --user",
+        )
+    })?;
+    let mut session =
+        imap::Session::connect(url, &tls_config(account)?, &auth, seconds(args.timeout))?;
+    session.append(folder, &message.bytes)?;
+    session.logout();
+    Ok(())
 }
 
 fn run_sendmail(path: &Path, message: &Composed) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ pub mod compose;
 pub mod config;
 pub mod error;
 pub mod exit;
+pub mod imap;
 pub mod maildir;
 pub mod queue;
 pub mod shell;

@@ -11,8 +11,7 @@
 //!
 //! It does not queue, resolve MX records, or do DSN/SMTPUTF8/CHUNKING.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::compose::base64_encode;
 use crate::config::Secret;
 use crate::error::{Error, ErrorKind, Result};
-use crate::tls::{self, TlsStream};
+use crate::tls::{self, Wire};
 
 /// The SMTP envelope: who the message is from and every recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,42 +267,6 @@ pub fn kind_for_reply(stage: Stage, reply: &Reply) -> ErrorKind {
     }
 }
 
-/// The connection, plain or TLS, with a read buffer.
-enum Wire {
-    Plain(TcpStream),
-    Tls(Box<TlsStream>),
-    /// Only for the moment the plain stream moves into TLS.
-    Closed,
-}
-
-impl Read for Wire {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Wire::Plain(s) => s.read(buf),
-            Wire::Tls(s) => s.read(buf),
-            Wire::Closed => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
-
-impl Write for Wire {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Wire::Plain(s) => s.write(buf),
-            Wire::Tls(s) => s.write(buf),
-            Wire::Closed => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Wire::Plain(s) => s.flush(),
-            Wire::Tls(s) => s.flush(),
-            Wire::Closed => Ok(()),
-        }
-    }
-}
-
 /// What EHLO said the server can do.
 #[derive(Debug, Clone, Default)]
 struct Extensions {
@@ -362,7 +325,7 @@ impl Session {
     /// the URL asks and authenticates when credentials are given.
     pub fn connect(url: &SmtpUrl, settings: &Settings) -> Result<Session> {
         let object = url.display();
-        let tcp = connect_tcp(url, settings.timeout, &object)?;
+        let tcp = tls::connect_tcp(&url.host, url.port, settings.timeout, &object)?;
         let (wire, tls_on) = match url.security {
             Security::Implicit => (
                 Wire::Tls(Box::new(tls::handshake(
@@ -393,12 +356,11 @@ impl Session {
                     // Anything sent before the handshake could be injected.
                     return Err(session.protocol("data after the STARTTLS reply"));
                 }
-                let Wire::Plain(tcp) = std::mem::replace(session.wire.get_mut(), Wire::Closed)
-                else {
-                    return Err(session.protocol("STARTTLS on a TLS connection"));
-                };
-                let stream = tls::handshake(tcp, &url.host, &settings.tls, &session.object)?;
-                *session.wire.get_mut() = Wire::Tls(Box::new(stream));
+                let object = session.object.clone();
+                session
+                    .wire
+                    .get_mut()
+                    .start_tls(&url.host, &settings.tls, &object)?;
                 secured = true;
                 session.hello(&settings.helo)?;
             } else if required && !settings.insecure {
@@ -701,32 +663,6 @@ impl Session {
         self.usable = false;
         Error::new(ErrorKind::Protocol, &self.object, what.to_string())
     }
-}
-
-fn connect_tcp(url: &SmtpUrl, timeout: Duration, object: &str) -> Result<TcpStream> {
-    let addrs: Vec<_> = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            Error::new(ErrorKind::Temporary, object, "cannot resolve the host").with_source(e)
-        })?
-        .collect();
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                tcp.set_read_timeout(Some(timeout))
-                    .and_then(|()| tcp.set_write_timeout(Some(timeout)))
-                    .map_err(|e| {
-                        Error::new(ErrorKind::Temporary, object, "socket").with_source(e)
-                    })?;
-                return Ok(tcp);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let e = last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"));
-    Err(Error::new(ErrorKind::Temporary, object, "cannot connect").with_source(e))
 }
 
 /// The message as DATA sends it: CRLF line ends, leading dots doubled,

@@ -8,10 +8,11 @@
 //! It does not read system certificate stores, do client certificates or
 //! pin keys.
 
-use std::io;
-use std::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -124,6 +125,105 @@ fn tls_error(object: &str, e: io::Error) -> Error {
         )
         .with_source(e)
     }
+}
+
+/// A protocol client's connection: plain (before STARTTLS) or TLS.
+#[derive(Debug)]
+pub enum Wire {
+    /// Cleartext TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream>),
+    /// Only for the moment the plain stream moves into TLS.
+    Closed,
+}
+
+impl Wire {
+    /// Upgrades a plain connection to TLS in place (STARTTLS). The
+    /// caller must have checked that nothing is buffered above it.
+    pub fn start_tls(
+        &mut self,
+        host: &str,
+        config: &Arc<ClientConfig>,
+        object: &str,
+    ) -> Result<()> {
+        match std::mem::replace(self, Wire::Closed) {
+            Wire::Plain(tcp) => {
+                *self = Wire::Tls(Box::new(handshake(tcp, host, config, object)?));
+                Ok(())
+            }
+            other => {
+                *self = other;
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    object,
+                    "STARTTLS on a TLS connection",
+                ))
+            }
+        }
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Wire::Tls(_))
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+            Wire::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+            Wire::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+            Wire::Closed => Ok(()),
+        }
+    }
+}
+
+/// Opens a TCP connection to `host:port` (each resolved address in
+/// turn) with `timeout` for the connect and for every read and write.
+/// Failures are `Temporary` (exit 75): the server may be back later.
+pub fn connect_tcp(host: &str, port: u16, timeout: Duration, object: &str) -> Result<TcpStream> {
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::new(ErrorKind::Temporary, object, "cannot resolve the host").with_source(e)
+        })?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                tcp.set_read_timeout(Some(timeout))
+                    .and_then(|()| tcp.set_write_timeout(Some(timeout)))
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Temporary, object, "socket").with_source(e)
+                    })?;
+                return Ok(tcp);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"));
+    Err(Error::new(ErrorKind::Temporary, object, "cannot connect").with_source(e))
 }
 
 /// `--insecure`: accepts every certificate, but still checks that the
