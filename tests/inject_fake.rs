@@ -340,3 +340,26 @@ fn xoauth2_token_from_a_command() {
     }
     assert_eq!(fake.received().len(), 1);
 }
+
+#[test]
+fn the_accounts_smtp_and_address_are_the_default_target_and_sender() {
+    let fake = Fake::start(vec![Fault::None]);
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config/mailbot/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[account.test]\naddress = \"Me <me@fake.test>\"\nsmtp = \"{}\"\n",
+            fake.url()
+        ),
+    )
+    .unwrap();
+    let mut cmd = inject(home.path());
+    cmd.args(["-s", "from the config", "b@fake.test"]);
+    let out = run(&mut cmd, b"x\n");
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let received = fake.received();
+    assert_eq!(received.len(), 1);
+    assert!(String::from_utf8_lossy(&received[0]).contains("From: Me <me@fake.test>\r\n"));
+}
