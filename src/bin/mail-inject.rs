@@ -767,6 +767,7 @@ fn flush(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Exit> {
     };
     let url = SmtpUrl::parse(url)?;
     let outbox = Outbox::create(dir)?;
+    let _lock = outbox.lock_for_flush()?;
     let queued = outbox.list()?;
     if queued.is_empty() {
         return Ok(Exit::Ok);

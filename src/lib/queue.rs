@@ -131,6 +131,29 @@ impl Outbox {
         })
     }
 
+    /// Takes the outbox's flush lock, so two flushes (two cron runs) never
+    /// send the same message twice. Held until the returned file is
+    /// dropped; another holder makes this a `Locked` error (exit 75).
+    pub fn lock_for_flush(&self) -> Result<fs::File> {
+        let path = self.maildir.path().join("flush.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::writing(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::new(
+                ErrorKind::Locked,
+                self.maildir.path().display().to_string(),
+                "another flush of this outbox is running",
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(Error::writing(&path, e)),
+        }
+    }
+
     /// Removes a sent message, then its envelope.
     pub fn remove(&self, queued: &Queued) -> Result<()> {
         fs::remove_file(&queued.path).map_err(|e| Error::writing(&queued.path, e))?;
@@ -201,6 +224,17 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn one_flush_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::create(dir.path()).unwrap();
+        let held = outbox.lock_for_flush().unwrap();
+        let err = outbox.lock_for_flush().unwrap_err();
+        assert!(err.is_locked() && err.exit().code() == 75, "{err}");
+        drop(held);
+        outbox.lock_for_flush().unwrap();
     }
 
     #[test]
