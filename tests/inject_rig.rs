@@ -354,3 +354,128 @@ fn one_call_sends_appends_to_sent_and_delivers_locally_the_same_bytes() {
         describe(&out)
     );
 }
+
+/// Implicit TLS in front of the rig's plain MX port, with the rig's own
+/// certificate and key: Postfix has no smtps listener in the rig, and
+/// this way the client's `smtps://` path still meets the real server.
+fn smtps_front(rig: &Rig) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_dir = rig.ca.parent().unwrap();
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(tls_dir.join("server.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(tls_dir.join("server.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = (rig.host.clone(), rig.smtp_port);
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let config = config.clone();
+            let target = target.clone();
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, client);
+                let mut server = TcpStream::connect((target.0.as_str(), target.1)).unwrap();
+                let mut back = server.try_clone().unwrap();
+                // One thread would need non-blocking I/O; instead, read the
+                // server on a thread and hand its bytes over a channel.
+                let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = back.read(&mut buf) {
+                        if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                });
+                tls.sock
+                    .set_read_timeout(Some(std::time::Duration::from_millis(20)))
+                    .unwrap();
+                let mut buf = [0u8; 16384];
+                loop {
+                    loop {
+                        match rx.try_recv() {
+                            Ok(data) => {
+                                if tls.write_all(&data).and_then(|()| tls.flush()).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                            Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                        }
+                    }
+                    match tls.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            if server.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn smtps_with_implicit_tls_reaches_the_server() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let port = smtps_front(&rig);
+    let subject = unique("smtps");
+    let mut cmd = inject(home.path());
+    cmd.arg("--smtp")
+        .arg(format!("smtps://localhost:{port}"))
+        .arg("--ca-file")
+        .arg(&rig.ca)
+        .args(["-r", "someone@example.org", "-s", &subject, &rig.address(1)]);
+    let out = run(&mut cmd, b"over implicit TLS\n");
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    wait_for_messages(&rig.maildirs[1], &subject, 1);
+}
+
+#[test]
+fn batch_that_fails_the_same_way_throughout_exits_with_that_code() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let batch = home.path().join("b.jsonl");
+    let line = serde_json::json!({"to": rig.address(1), "subject": "never"}).to_string();
+    std::fs::write(&batch, format!("{line}\n{line}\n{line}\n")).unwrap();
+    let mut cmd = submit_as_alice(&rig, home.path());
+    cmd.env("MAILBOT_PASSWORD", "wrong")
+        .args(["-r", &rig.address(0), "--json", "--batch"])
+        .arg(&batch);
+    let out = run(&mut cmd, b"");
+    assert_eq!(code(&out), 77, "{}", describe(&out));
+    let results: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 3);
+    assert!(
+        results
+            .iter()
+            .all(|r| r["status"] == "failed" && r["exit"] == 77),
+        "{results:?}"
+    );
+}
