@@ -26,6 +26,8 @@ enum Fault {
     CloseAfter(usize),
     /// Accept everything.
     None,
+    /// Offer only AUTH LOGIN (user "a", password "pw").
+    LoginOnly,
 }
 
 struct Fake {
@@ -82,9 +84,28 @@ fn serve(stream: TcpStream, fault: Fault, received: &Mutex<Vec<Vec<u8>>>) -> std
         }
         let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
         match verb.as_str() {
+            "EHLO" if fault == Fault::LoginOnly => {
+                out.write_all(b"250-fake.test\r\n250 AUTH LOGIN\r\n")?
+            }
             "EHLO" => out.write_all(
                 b"250-fake.test\r\n250-PIPELINING\r\n250-AUTH PLAIN XOAUTH2\r\n250 8BITMIME\r\n",
             )?,
+            "AUTH" if fault == Fault::LoginOnly => {
+                let mut answers = Vec::new();
+                for prompt in [&b"334 VXNlcm5hbWU6\r\n"[..], b"334 UGFzc3dvcmQ6\r\n"] {
+                    out.write_all(prompt)?;
+                    let mut answer = String::new();
+                    reader.read_line(&mut answer)?;
+                    answers.push(answer.trim_end().to_string());
+                }
+                if line.trim_end() == "AUTH LOGIN"
+                    && answers == [inject_common::base64("a"), inject_common::base64("pw")]
+                {
+                    out.write_all(b"235 2.7.0 Authentication successful\r\n")?
+                } else {
+                    out.write_all(b"535 5.7.8 Error: authentication failed\r\n")?
+                }
+            }
             "AUTH" => {
                 // XOAUTH2 with the token "good" is accepted, anything else refused.
                 let want = inject_common::base64("user=a@fake.test\x01auth=Bearer good\x01\x01");
@@ -362,4 +383,17 @@ fn the_accounts_smtp_and_address_are_the_default_target_and_sender() {
     let received = fake.received();
     assert_eq!(received.len(), 1);
     assert!(String::from_utf8_lossy(&received[0]).contains("From: Me <me@fake.test>\r\n"));
+}
+
+#[test]
+fn auth_login_when_plain_is_not_offered() {
+    let fake = Fake::start(vec![Fault::LoginOnly]);
+    let home = tempfile::tempdir().unwrap();
+    for (password, want) in [("pw", 0), ("nope", 77)] {
+        let mut cmd = send(&fake, home.path(), &["--insecure", "--user", "a"]);
+        cmd.env("MAILBOT_PASSWORD", password);
+        let out = run(&mut cmd, b"x\n");
+        assert_eq!(code(&out), want, "{password}: {}", describe(&out));
+    }
+    assert_eq!(fake.received().len(), 1);
 }
