@@ -429,8 +429,7 @@ fn sendmail_gets_the_envelope_in_argv_and_the_message_on_stdin() {
     ];
     let mut cmd = inject(home.path());
     cmd.args(args)
-        .arg("--sendmail")
-        .arg(&stub)
+        .arg(format!("--sendmail={}", stub.display()))
         .args(["b@x.test", "c@x.test"]);
     let out = run(&mut cmd, b"body\n");
     assert_eq!(code(&out), 0, "{}", describe(&out));
@@ -447,8 +446,7 @@ fn sendmail_gets_the_envelope_in_argv_and_the_message_on_stdin() {
     let mut cmd = inject(home.path());
     cmd.env("STUB_EXIT", "75")
         .args(args)
-        .arg("--sendmail")
-        .arg(&stub)
+        .arg(format!("--sendmail={}", stub.display()))
         .arg("b@x.test");
     let out = run(&mut cmd, b"body\n");
     assert_eq!(code(&out), 75, "{}", describe(&out));

@@ -26,8 +26,7 @@ use mailbot::tls::{self, TlsOptions};
 
 const PROGRAM: &str = "mail-inject";
 
-const EXAMPLES: &str = "\
-  # A PDF to yourself over submission (STARTTLS + AUTH), body from a file:
+const EXAMPLES: &str = "  # A PDF to yourself over submission (STARTTLS + AUTH), body from a file:
   mail-inject --smtp smtp://me@mail.example.org:587 --password-command 'pass mail' \\
       -r me@example.org -s 'Monthly report' -a report.pdf --body note.txt me@example.org
 
@@ -139,8 +138,8 @@ struct Args {
         help_heading = "Targets"
     )]
     smtp: Option<String>,
-    /// Pipe to a sendmail program: PATH -oi -f FROM -- RCPT...
-    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "/usr/sbin/sendmail", help_heading = "Targets")]
+    /// Pipe to a sendmail program (--sendmail=PATH): PATH -oi -f FROM -- RCPT...
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true, default_missing_value = "/usr/sbin/sendmail", help_heading = "Targets")]
     sendmail: Option<PathBuf>,
     /// Deliver into this maildir (created when missing); prints the new file's path.
     #[arg(long, value_name = "DIR", help_heading = "Targets")]
@@ -1014,5 +1013,14 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn a_bare_sendmail_never_takes_a_recipient_for_its_path() {
+        let args = Args::try_parse_from(["mail-inject", "--sendmail", "b@x.test"]).unwrap();
+        assert_eq!(args.sendmail, Some(PathBuf::from("/usr/sbin/sendmail")));
+        assert_eq!(args.recipients, ["b@x.test"]);
+        let args = Args::try_parse_from(["mail-inject", "--sendmail=/bin/sm", "b@x.test"]).unwrap();
+        assert_eq!(args.sendmail, Some(PathBuf::from("/bin/sm")));
     }
 }
