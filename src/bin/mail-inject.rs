@@ -6,13 +6,13 @@
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use serde::Deserialize;
 use serde_json::json;
 
+use mailbot::batch;
 use mailbot::cli::{self, AccountArgs, LogArgs, ProcessEnv, ResolvedAccount};
 use mailbot::compose::{self, Address, Attachment, Composed, Draft, Pins};
 use mailbot::config::{self, Account};
@@ -21,6 +21,7 @@ use mailbot::exit::Exit;
 use mailbot::imap::{self, ImapUrl};
 use mailbot::maildir::Maildir;
 use mailbot::queue::{self, Outbox};
+use mailbot::sendmail;
 use mailbot::smtp::{Auth, Envelope, Retry, Sender, Settings, SmtpUrl};
 use mailbot::tls::{self, TlsOptions};
 
@@ -578,9 +579,9 @@ fn inject(
                     Ok(json!({"target": name, "status": "delivered", "path": path}))
                 }),
             Target::Smtp(url) => send_smtp(args, account, url.clone(), message),
-            Target::Sendmail(path) => {
-                run_sendmail(path, message).map(|()| json!({"target": name, "status": "sent"}))
-            }
+            Target::Sendmail(path) => sendmail::pipe(path, &message.envelope, &message.bytes)
+                .map_err(anyhow::Error::from)
+                .map(|()| json!({"target": name, "status": "sent"})),
             Target::Imap(url, folder) => append_imap(args, account, url, folder, message)
                 .map(|()| json!({"target": name, "status": "appended"})),
         };
@@ -707,51 +708,6 @@ fn append_imap(
     Ok(())
 }
 
-fn run_sendmail(path: &Path, message: &Composed) -> anyhow::Result<()> {
-    let object = path.display().to_string();
-    let mut child = Command::new(path)
-        .arg("-oi")
-        .arg("-f")
-        .arg(&message.envelope.from)
-        .arg("--")
-        .args(&message.envelope.to)
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::new(ErrorKind::Refused, &object, "cannot run").with_source(e))?;
-    let written = child
-        .stdin
-        .take()
-        .map(|mut stdin| stdin.write_all(&message.bytes));
-    let status = child
-        .wait()
-        .map_err(|e| Error::new(ErrorKind::Temporary, &object, "lost").with_source(e))?;
-    if status.success() {
-        if let Some(Err(e)) = written {
-            return Err(Error::new(
-                ErrorKind::Temporary,
-                &object,
-                "did not read the whole message",
-            )
-            .with_source(e)
-            .into());
-        }
-        return Ok(());
-    }
-    // sendmail speaks sysexits; keep its meaning.
-    let kind = match status.code() {
-        Some(64) => ErrorKind::Usage,
-        Some(65) => ErrorKind::BadInput,
-        Some(66) => ErrorKind::InputMissing,
-        Some(67) | Some(68) | Some(69) => ErrorKind::Refused,
-        Some(73) => ErrorKind::CannotCreate,
-        Some(75) => ErrorKind::Temporary,
-        Some(77) => ErrorKind::Auth,
-        Some(78) => ErrorKind::Config,
-        _ => ErrorKind::Refused,
-    };
-    Err(Error::new(kind, object, format!("failed ({status})")).into())
-}
-
 // --------------------------------------------------------------- flush
 
 fn flush(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Exit> {
@@ -766,126 +722,46 @@ fn flush(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Exit> {
     };
     let url = SmtpUrl::parse(url)?;
     let outbox = Outbox::create(dir)?;
-    let _lock = outbox.lock_for_flush()?;
-    let queued = outbox.list()?;
-    if queued.is_empty() {
-        return Ok(Exit::Ok);
+    // Connects only when there is something to send.
+    let mut sender: Option<Sender> = None;
+    let report = outbox.flush(|envelope, bytes| {
+        if sender.is_none() {
+            sender = Some(
+                smtp_sender(args, account, url.clone())
+                    .map_err(|e| Error::new(ErrorKind::Config, url.display(), format!("{e:#}")))?,
+            );
+        }
+        match &mut sender {
+            Some(s) => s.send(envelope, bytes).map(|reply| reply.to_string()),
+            None => unreachable!(),
+        }
+    })?;
+    if let Some(s) = sender {
+        s.finish();
     }
-    let mut sender = smtp_sender(args, account, url)?;
-    let (mut sent, mut exit) = (0usize, Exit::Ok);
-    let mut remaining = queued.len();
-    for item in &queued {
-        let outcome = outbox.envelope(item).and_then(|envelope| {
-            let bytes = std::fs::read(&item.path).map_err(|e| Error::reading(&item.path, e))?;
-            sender.send(&envelope, &bytes)
-        });
-        match outcome {
-            Ok(reply) => {
-                outbox.remove(item)?;
-                sent += 1;
-                remaining -= 1;
-                if args.log.verbose > 0 {
-                    eprintln!("{PROGRAM}: {}: sent ({reply})", item.path.display());
-                }
-            }
-            Err(e) => {
-                let stop = e.is_temporary()
-                    || matches!(
-                        e.kind(),
-                        ErrorKind::Auth | ErrorKind::Tls | ErrorKind::Config | ErrorKind::Protocol
-                    );
-                eprintln!("{PROGRAM}: {}: {}", item.path.display(), chain(&e));
-                exit = exit.worse(e.exit());
-                if stop {
-                    break;
-                }
-            }
+    if args.log.verbose > 0 {
+        for (path, reply) in &report.sent {
+            eprintln!("{PROGRAM}: {}: sent ({reply})", path.display());
         }
     }
-    sender.finish();
-    if remaining > 0 {
+    for (path, e) in &report.failed {
+        eprintln!("{PROGRAM}: {}: {}", path.display(), chain(e));
+    }
+    if report.remaining > 0 {
         eprintln!(
-            "{PROGRAM}: {}: {sent} sent, {remaining} still queued",
-            dir.display()
+            "{PROGRAM}: {}: {} sent, {} still queued",
+            dir.display(),
+            report.sent.len(),
+            report.remaining
         );
     }
-    Ok(exit)
+    Ok(report.exit())
 }
 
 // --------------------------------------------------------------- batch
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchItem {
-    #[serde(default, deserialize_with = "one_or_many")]
-    to: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    cc: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    bcc: Vec<String>,
-    from: Option<String>,
-    subject: Option<String>,
-    #[serde(default)]
-    body: String,
-    html: Option<String>,
-    #[serde(default)]
-    attachments: Vec<String>,
-    #[serde(default)]
-    headers: serde_json::Map<String, serde_json::Value>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    reply_to: Vec<String>,
-    in_reply_to: Option<String>,
-}
-
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-    })
-}
-
 fn batch_message(line: &str, default_from: Option<&str>) -> anyhow::Result<Composed> {
-    let item: BatchItem = serde_json::from_str(line)
-        .map_err(|e| Error::new(ErrorKind::BadInput, "JSON", e.to_string()))?;
-    let from = item.from.as_deref().or(default_from);
-    let mut draft = Draft {
-        from: from.map(Address::parse).transpose()?,
-        to: addresses(&item.to)?,
-        cc: addresses(&item.cc)?,
-        bcc: addresses(&item.bcc)?,
-        reply_to: addresses(&item.reply_to)?,
-        subject: item.subject,
-        in_reply_to: item.in_reply_to,
-        text: item.body,
-        html: item.html,
-        ..Draft::default()
-    };
-    for (name, value) in &item.headers {
-        let value = value
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| value.to_string());
-        draft
-            .headers
-            .push(compose::parse_user_header(&format!("{name}: {value}"))?);
-    }
-    for spec in &item.attachments {
-        draft.attachments.push(Attachment::from_spec(spec, false)?);
-    }
-    if draft.to.is_empty() && draft.cc.is_empty() && draft.bcc.is_empty() {
-        return Err(Error::new(
-            ErrorKind::BadInput,
-            "recipients",
-            "none: give \"to\", \"cc\" or \"bcc\"",
-        )
-        .into());
-    }
+    let draft = batch::draft_from_line(line, default_from)?;
     let pins = Pins {
         host: host_name(),
         ..Pins::default()
@@ -916,7 +792,7 @@ fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Res
     let mut codes: Vec<Exit> = Vec::new();
     // After a failure that every later message would meet too (bad
     // credentials, TLS), the rest are not tried.
-    let mut fatal: Option<(Exit, String)> = None;
+    let mut fatal: Option<(ErrorKind, String)> = None;
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -926,8 +802,8 @@ fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Res
         let object = format!("{}:{number}", path.display());
         let mut message_id = None;
         let outcome: anyhow::Result<()> = match &fatal {
-            Some((code, why)) => Err(anyhow::anyhow!(Error::new(
-                exit_kind(*code),
+            Some((kind, why)) => Err(anyhow::anyhow!(Error::new(
+                *kind,
                 "",
                 format!("not tried: {why}")
             ))),
@@ -944,11 +820,8 @@ fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Res
                         Err(anyhow::Error::new(Queued { path, cause: e }))
                     }
                     Err(e) => {
-                        if matches!(
-                            e.kind(),
-                            ErrorKind::Auth | ErrorKind::Tls | ErrorKind::Config
-                        ) {
-                            fatal = Some((e.exit(), chain(&e)));
+                        if batch::fails_the_rest(e.kind()) {
+                            fatal = Some((e.kind(), chain(&e)));
                         }
                         Err(e.into())
                     }
@@ -988,21 +861,7 @@ fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Res
     if args.log.verbose > 0 {
         eprintln!("{PROGRAM}: {}: {sent} of {total} sent", path.display());
     }
-    Ok(match codes.first() {
-        None => Exit::Ok,
-        Some(first) if sent == 0 && codes.iter().all(|c| c == first) => *first,
-        Some(_) => Exit::Partial,
-    })
-}
-
-fn exit_kind(code: Exit) -> ErrorKind {
-    match code {
-        Exit::NoPerm => ErrorKind::Auth,
-        Exit::Protocol => ErrorKind::Tls,
-        Exit::Config => ErrorKind::Config,
-        Exit::TempFail => ErrorKind::Temporary,
-        _ => ErrorKind::Refused,
-    }
+    Ok(batch::overall_exit(sent, &codes))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! apart from the binaries' plumbing in [`cli`], never reads the
 //! environment, config files it was not handed, or the terminal.
 
+pub mod batch;
 pub mod cli;
 pub mod compose;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod exit;
 pub mod imap;
 pub mod maildir;
 pub mod queue;
+pub mod sendmail;
 pub mod shell;
 pub mod smtp;
 pub mod tls;

@@ -21,6 +21,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::exit::Exit;
 use crate::maildir::{self, Maildir};
 use crate::smtp::Envelope;
 
@@ -168,6 +169,78 @@ impl Outbox {
     }
 }
 
+/// What a flush did.
+#[derive(Debug, Default)]
+pub struct FlushReport {
+    /// Messages sent and removed, with the server's reply.
+    pub sent: Vec<(PathBuf, String)>,
+    /// Messages that failed, with why; they stay in the outbox.
+    pub failed: Vec<(PathBuf, Error)>,
+    /// Messages still in the outbox afterwards.
+    pub remaining: usize,
+}
+
+impl FlushReport {
+    /// 0 when nothing remains; else the first failure's status (75 for
+    /// a temporary one, the refusal's code for a permanent one).
+    pub fn exit(&self) -> Exit {
+        match self.failed.first() {
+            Some((_, e)) => e.exit(),
+            None if self.remaining > 0 => Exit::TempFail,
+            None => Exit::Ok,
+        }
+    }
+}
+
+impl Outbox {
+    /// Sends every queued message with `send` (which returns the server's
+    /// reply to the data), removing each only after it was accepted.
+    ///
+    /// Holds the flush lock throughout. A temporary failure, or one that
+    /// every later message would meet too (credentials, TLS, protocol,
+    /// configuration), stops the flush; a message refused for good stays
+    /// in the outbox and the flush goes on with the next.
+    pub fn flush(
+        &self,
+        mut send: impl FnMut(&Envelope, &[u8]) -> Result<String>,
+    ) -> Result<FlushReport> {
+        let _lock = self.lock_for_flush()?;
+        let queued = self.list()?;
+        let mut report = FlushReport {
+            remaining: queued.len(),
+            ..FlushReport::default()
+        };
+        for item in queued {
+            let outcome = self.envelope(&item).and_then(|envelope| {
+                let bytes = fs::read(&item.path).map_err(|e| Error::reading(&item.path, e))?;
+                send(&envelope, &bytes)
+            });
+            match outcome {
+                Ok(reply) => {
+                    self.remove(&item)?;
+                    report.remaining -= 1;
+                    report.sent.push((item.path, reply));
+                }
+                Err(e) => {
+                    let stop = e.is_temporary()
+                        || matches!(
+                            e.kind(),
+                            ErrorKind::Auth
+                                | ErrorKind::Tls
+                                | ErrorKind::Config
+                                | ErrorKind::Protocol
+                        );
+                    report.failed.push((item.path, e));
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
 /// Writes `path` through a temporary file, fsync and rename, and flushes
 /// the directory: a reader sees the old state or all of the new.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -223,6 +296,37 @@ mod tests {
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    #[test]
+    fn flush_removes_what_was_accepted_and_stops_at_a_temporary_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::create(dir.path()).unwrap();
+        for body in ["1", "2-refused", "3", "4"] {
+            outbox.enqueue(body.as_bytes(), &envelope()).unwrap();
+        }
+        let mut seen = Vec::new();
+        let report = outbox
+            .flush(|_, bytes| {
+                seen.push(String::from_utf8_lossy(bytes).into_owned());
+                match bytes {
+                    b"2-refused" => Err(Error::new(ErrorKind::Refused, "smtp", "550")),
+                    b"3" => Err(Error::new(ErrorKind::Temporary, "smtp", "421")),
+                    _ => Ok("250 ok".into()),
+                }
+            })
+            .unwrap();
+        assert_eq!(seen, ["1", "2-refused", "3"]);
+        assert_eq!(report.sent.len(), 1);
+        assert_eq!(report.failed.len(), 2);
+        assert_eq!(report.remaining, 3);
+        assert_eq!(report.exit(), Exit::Unavailable);
+        assert_eq!(outbox.list().unwrap().len(), 3);
+        let report = outbox.flush(|_, _| Ok("250 ok".into())).unwrap();
+        assert_eq!(
+            (report.sent.len(), report.remaining, report.exit()),
+            (3, 0, Exit::Ok)
         );
     }
 
