@@ -1,0 +1,475 @@
+//! mail-dissect: turn received messages back into their original files.
+//!
+//! Thin: flags → a checked plan → `mailbot::dissect` per message (on all
+//! cores, output in input order) → paths, JSON or commands on stdout.
+
+use std::io::{self, BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::Context;
+use clap::Parser;
+use rayon::prelude::*;
+
+use mailbot::cli::{self, LogArgs, PathOutput, after_help, finish, parse_args};
+use mailbot::dissect::{self, Options, Target, Written};
+use mailbot::error::{Error, ErrorKind};
+use mailbot::exit::Exit;
+use mailbot::maildir::Maildir;
+use mailbot::shell;
+
+const PROGRAM: &str = "mail-dissect";
+
+const EXAMPLES: &str = "  mail-dissect message.eml
+      Attachments, body.txt, body.html and message.json into
+      ./dissected/<subject>-<hash>/; the files' paths on stdout.
+  mail-dissect --pdf --printer office message.eml
+      Only the PDFs; prints the command that would print each one:
+      lpr -P office 'dissected/.../invoice.pdf'
+  mail-dissect --pdf --exec 'sha256sum {}' message.eml
+      Runs a command on each PDF (no shell; failures give exit 1).
+  mail-dissect -r --out pdfs --type application/pdf --type 'image/*' Maildir
+      Every message of a maildir and its subfolders; PDFs and images.
+  find Maildir -type f -print0 | mail-dissect --stdin -0 --flat attachments
+      Paths on stdin; all attachments into one folder.
+  mail-dissect --json - < message.eml
+      One message on stdin; one JSON object (as message.json) on stdout.";
+
+/// Turn received messages back into their original files: attachments
+/// under safe names, the bodies decoded to UTF-8, and a message.json with
+/// the part tree, every file's size and sha256, and the defects found.
+#[derive(Debug, Parser)]
+#[command(name = PROGRAM, version, after_help = after_help(EXAMPLES))]
+struct Args {
+    /// Message files, maildir folders (new/ and cur/), or - for one
+    /// message on stdin.
+    #[arg(value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+    /// Also read the maildir folders below the given folders.
+    #[arg(short, long)]
+    recursive: bool,
+    /// Read input paths from stdin, one per line (NUL-separated with -0).
+    #[arg(long)]
+    stdin: bool,
+    /// NUL instead of newline between paths, on stdin and stdout.
+    #[arg(short = '0', long = "null")]
+    null: bool,
+    /// Folder that gets one folder per message.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "dissected",
+        env = "MAILBOT_DISSECT_OUT"
+    )]
+    out: PathBuf,
+    /// Put the attachments of all messages into this one folder instead
+    /// (no bodies, no message.json).
+    #[arg(long, value_name = "DIR")]
+    flat: Option<PathBuf>,
+    /// Keep only attachments of this type (application/pdf, image/*);
+    /// repeatable. Implies no bodies.
+    #[arg(long = "type", value_name = "PATTERN")]
+    types: Vec<String>,
+    /// Keep only PDF attachments (--type application/pdf).
+    #[arg(long)]
+    pdf: bool,
+    /// Do not write body.txt and body.html.
+    #[arg(long)]
+    no_bodies: bool,
+    /// Print one JSON object per message (as message.json) instead of paths.
+    #[arg(long, conflicts_with = "print_cmd")]
+    json: bool,
+    /// Print one command per attachment written, with its path shell-quoted
+    /// in place of {} [default: lpr {}]. Give the template with = or with a
+    /// {} when inputs follow.
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        num_args = 0..=1,
+        default_missing_value = "lpr {}"
+    )]
+    print_cmd: Option<String>,
+    /// Printer for --print-cmd: lpr -P NAME {}.
+    #[arg(long, value_name = "NAME", env = "MAILBOT_PRINTER")]
+    printer: Option<String>,
+    /// Run this command on each attachment this run wrote ({} is its path;
+    /// split into words like a shell would, but no shell runs it). Files
+    /// already there from an earlier run are not run again.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "print_cmd")]
+    exec: Option<String>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// What stdout carries.
+#[derive(Debug, Clone)]
+enum Output {
+    Paths,
+    Json,
+    Commands(String),
+    Nothing,
+}
+
+/// The checked plan the run follows.
+#[derive(Debug)]
+struct Plan {
+    inputs: Vec<PathBuf>,
+    recursive: bool,
+    stdin_paths: bool,
+    null: bool,
+    target: PathBuf,
+    flat: bool,
+    options: Options,
+    output: Output,
+    exec: Option<String>,
+}
+
+impl Args {
+    fn plan(mut self) -> anyhow::Result<Plan> {
+        let mut types = std::mem::take(&mut self.types);
+        if self.pdf {
+            types.push("application/pdf".into());
+        }
+        // `--print-cmd msg.eml`: an optional value swallows the next word;
+        // a word without {} or blanks that names a file is an input.
+        if let Some(t) = &self.print_cmd
+            && !t.contains("{}")
+            && !t.contains(char::is_whitespace)
+            && (Path::new(t).exists() || t == "-")
+        {
+            self.inputs.insert(0, PathBuf::from(t));
+            self.print_cmd = Some("lpr {}".into());
+        }
+        let print = match (&self.printer, &self.print_cmd) {
+            (Some(p), _) => Some(format!("lpr -P {} {{}}", shell::quote(p))),
+            (None, Some(t)) => Some(t.clone()),
+            (None, None) => None,
+        };
+        if let Some(t) = &self.exec {
+            shell::split_template(t, "x")?;
+        }
+        let output = if self.json {
+            Output::Json
+        } else if let Some(t) = print {
+            Output::Commands(t)
+        } else if self.exec.is_some() {
+            Output::Nothing
+        } else {
+            Output::Paths
+        };
+        if self.inputs.is_empty() && !self.stdin {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                "",
+                "no input: give message files, maildir folders, - for stdin, or --stdin",
+            )
+            .into());
+        }
+        if self.stdin && self.inputs.iter().any(|p| p.as_os_str() == "-") {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                "-",
+                "stdin cannot carry both a message (-) and paths (--stdin)",
+            )
+            .into());
+        }
+        let (target, flat) = match self.flat {
+            Some(dir) => (dir, true),
+            None => (self.out, false),
+        };
+        Ok(Plan {
+            inputs: self.inputs,
+            recursive: self.recursive,
+            stdin_paths: self.stdin,
+            null: self.null,
+            target,
+            flat,
+            options: Options {
+                types,
+                bodies: !self.no_bodies,
+                limits: Default::default(),
+            },
+            output,
+            exec: self.exec,
+        })
+    }
+}
+
+/// One message to dissect.
+#[derive(Debug)]
+enum Item {
+    File(PathBuf),
+    Stdin(Vec<u8>),
+}
+
+impl Item {
+    /// The message size (0 when unknown: an unreadable file fails later).
+    fn size(&self) -> u64 {
+        match self {
+            Item::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+            Item::Stdin(raw) => raw.len() as u64,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Item::File(p) => p.display().to_string(),
+            Item::Stdin(_) => "-".into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Args = match parse_args() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    args.log.init();
+    finish(PROGRAM, args.plan().and_then(run))
+}
+
+fn run(plan: Plan) -> anyhow::Result<Exit> {
+    // Writing is mostly waiting for the disk (fsync, directory updates):
+    // twice as many workers as cores keeps both cores busy. The pool is
+    // global; a second initialisation (tests) is harmless.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(cores * 2)
+            .build_global();
+    }
+    let mut status = Exit::Ok;
+    let mut raw_inputs = plan.inputs.clone();
+    if plan.stdin_paths {
+        raw_inputs.extend(read_stdin_paths(plan.null)?);
+    }
+    let mut items = Vec::new();
+    for input in &raw_inputs {
+        match expand(input, plan.recursive) {
+            Ok(mut found) => items.append(&mut found),
+            Err(e) => {
+                cli::report(PROGRAM, &anyhow::Error::new(e));
+                status = status.worse(Exit::NoInput);
+            }
+        }
+    }
+    prepare_output(&plan.target)?;
+    let mut out = PathOutput::stdout(plan.null);
+    let threads = rayon::current_num_threads().max(1);
+    let (mut messages, mut files, mut skipped) = (0usize, 0usize, 0usize);
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let chunk = next_chunk(&mut items, threads * 4);
+        let results: Vec<(String, anyhow::Result<Written>)> = chunk
+            .into_par_iter()
+            .map(|item| {
+                let name = item.name();
+                let result = if plan.flat {
+                    // Flat output is written in input order below, so the
+                    // same names always get the same numbers.
+                    dissect_item(item, &plan.options).map(|d| Pending::Flat(Box::new(d)))
+                } else {
+                    dissect_item(item, &plan.options).and_then(|d| {
+                        dissect::write_dissection(&d, Target::PerMessage(&plan.target))
+                            .map(Pending::Done)
+                            .map_err(Into::into)
+                    })
+                };
+                (name, result)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(name, r)| {
+                let r = r.and_then(|p| match p {
+                    Pending::Done(w) => Ok(w),
+                    Pending::Flat(d) => dissect::write_dissection(&d, Target::Flat(&plan.target))
+                        .map_err(Into::into),
+                });
+                (name, r)
+            })
+            .collect();
+        for (name, result) in results {
+            match result {
+                Ok(w) => {
+                    messages += 1;
+                    skipped += usize::from(w.skipped);
+                    files += w.files.len();
+                    emit(&plan, &w, &mut out)?;
+                    if let Some(t) = &plan.exec {
+                        // Only files this run wrote: a re-run from cron must
+                        // not print the same invoice again.
+                        let fresh = w
+                            .files
+                            .iter()
+                            .filter(|f| f.role == "attachment" && f.created);
+                        for f in fresh {
+                            if let Err(e) = run_command(t, &f.path) {
+                                cli::report(PROGRAM, &e);
+                                status = status.worse(Exit::Partial);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let e = e.context(name);
+                    cli::report(PROGRAM, &e);
+                    if mailbot::exit::exit_for(e.as_ref()) == Exit::CantCreate {
+                        status = status.worse(Exit::CantCreate);
+                    } else {
+                        status = status.worse(Exit::Partial);
+                    }
+                }
+            }
+        }
+        out.flush().context("stdout")?;
+    }
+    tracing::info!("{messages} messages, {files} files, {skipped} messages already done");
+    Ok(status)
+}
+
+/// Messages at least this big are dissected on their own, and a batch
+/// holds at most this many bytes of messages, so memory stays near twice
+/// the largest message (flat output keeps a batch's files until it is
+/// written in input order).
+const BIG_MESSAGE: u64 = 16 << 20;
+
+/// The next batch to dissect in parallel: up to `max` messages and about
+/// [`BIG_MESSAGE`] bytes, or one big message alone.
+fn next_chunk(items: &mut std::iter::Peekable<std::vec::IntoIter<Item>>, max: usize) -> Vec<Item> {
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    while chunk.len() < max {
+        let Some(next) = items.peek() else { break };
+        let size = next.size();
+        if !chunk.is_empty() && bytes + size > BIG_MESSAGE {
+            break;
+        }
+        bytes += size;
+        chunk.extend(items.next());
+    }
+    chunk
+}
+
+enum Pending {
+    Done(Written),
+    Flat(Box<dissect::Dissection>),
+}
+
+fn dissect_item(item: Item, options: &Options) -> anyhow::Result<dissect::Dissection> {
+    let raw = match item {
+        Item::File(p) => std::fs::read(&p).map_err(|e| Error::reading(&p, e))?,
+        Item::Stdin(bytes) => bytes,
+    };
+    let d = dissect::dissect_bytes(&raw, options);
+    if d.looks_empty() {
+        return Err(Error::new(ErrorKind::BadInput, "", "not a message (no header fields)").into());
+    }
+    for defect in &d.defects {
+        tracing::debug!("part {}: {}", defect.part, defect.detail);
+    }
+    Ok(d)
+}
+
+fn emit(plan: &Plan, w: &Written, out: &mut PathOutput<impl io::Write>) -> anyhow::Result<()> {
+    match &plan.output {
+        Output::Paths => {
+            for f in &w.files {
+                out.path(&f.path).context("stdout")?;
+            }
+        }
+        Output::Json => out.line(&w.json).context("stdout")?,
+        Output::Commands(t) => {
+            for f in w.files.iter().filter(|f| f.role == "attachment") {
+                let cmd = shell::fill_template(t, &f.path.to_string_lossy());
+                out.line(&cmd).context("stdout")?;
+            }
+        }
+        Output::Nothing => {}
+    }
+    Ok(())
+}
+
+fn run_command(template: &str, path: &Path) -> anyhow::Result<()> {
+    let argv = shell::split_template(template, &path.to_string_lossy())?;
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .with_context(|| format!("{}: cannot run {}", path.display(), argv[0]))?;
+    if !status.success() {
+        anyhow::bail!("{}: {} failed ({status})", path.display(), argv[0]);
+    }
+    Ok(())
+}
+
+/// Creates the output folder and checks that files can be made in it.
+fn prepare_output(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
+    dissect::remove_stale_temps(dir);
+    let probe = dir.join(format!(".mail-dissect-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| Error::writing(dir, e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn read_stdin_paths(null: bool) -> anyhow::Result<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStringExt;
+    let sep = if null { 0 } else { b'\n' };
+    let mut paths = Vec::new();
+    for chunk in io::stdin().lock().split(sep) {
+        let mut chunk = chunk.map_err(|e| Error::io(ErrorKind::InputMissing, "stdin", e))?;
+        if !null && chunk.last() == Some(&b'\r') {
+            chunk.pop();
+        }
+        if !chunk.is_empty() {
+            paths.push(PathBuf::from(std::ffi::OsString::from_vec(chunk)));
+        }
+    }
+    Ok(paths)
+}
+
+/// An input argument as the messages it stands for.
+fn expand(input: &Path, recursive: bool) -> mailbot::Result<Vec<Item>> {
+    if input.as_os_str() == "-" {
+        let mut raw = Vec::new();
+        io::stdin()
+            .lock()
+            .read_to_end(&mut raw)
+            .map_err(|e| Error::io(ErrorKind::InputMissing, "-", e))?;
+        return Ok(vec![Item::Stdin(raw)]);
+    }
+    let meta = std::fs::metadata(input).map_err(|e| Error::reading(input, e))?;
+    if !meta.is_dir() {
+        return Ok(vec![Item::File(input.to_path_buf())]);
+    }
+    let root = Maildir::at(input);
+    let is_maildir = input.join("cur").is_dir() || input.join("new").is_dir();
+    let mut folders = Vec::new();
+    if is_maildir {
+        folders.push(input.to_path_buf());
+    }
+    if recursive {
+        folders.extend(root.subfolders()?.into_iter().map(|rel| input.join(rel)));
+    }
+    if folders.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InputMissing,
+            input.display().to_string(),
+            if recursive {
+                "no maildir folder (new/, cur/) in it"
+            } else {
+                "not a maildir (no new/ or cur/; -r searches subfolders)"
+            },
+        ));
+    }
+    let mut items = Vec::new();
+    for folder in folders {
+        for entry in Maildir::at(&folder).list()? {
+            items.push(Item::File(entry.path));
+        }
+    }
+    Ok(items)
+}

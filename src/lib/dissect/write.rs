@@ -1,0 +1,561 @@
+//! Writing a [`Dissection`] out: one folder per message (attachments,
+//! `body.txt`, `body.html`, `message.json`) or all attachments into one
+//! flat folder.
+//!
+//! Every file is written under a temporary name in the same folder
+//! (created with `create_new`), flushed, then hard-linked to its final
+//! name, which fails rather than replace anything — so a failure never
+//! leaves a partial file, an existing file is never overwritten, and a
+//! symlink planted under a final name is never followed (the link call
+//! fails on any existing name, symlinks included). A name already taken
+//! gets ` (1)`, ` (2)`, ... before its extension; a file already there with
+//! the very same bytes is reused instead, so a re-run duplicates nothing.
+//!
+//! The per-message folder is named from the message alone
+//! ([`folder_name`]); `message.json` is written last. A folder whose
+//! `message.json` records the same selection (types, bodies) is a message
+//! already done: it is left untouched and the files it lists are reported
+//! again. With another selection the message is dissected again, files
+//! with the same bytes are reused, and `message.json` is replaced (it
+//! describes the latest run).
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Dissection, MainHeaders, PartInfo, Role, Selection};
+use crate::error::{Error, ErrorKind, Result};
+use crate::file_name::{numbered, sanitize_file_name};
+use crate::mime::Defect;
+
+/// Where to write.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// One folder per message under this folder.
+    PerMessage(&'a Path),
+    /// Attachments only, all into this folder.
+    Flat(&'a Path),
+}
+
+/// A file written (or found already written) for a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WrittenFile {
+    /// Its full path.
+    pub path: PathBuf,
+    /// The part it came from.
+    pub part: String,
+    /// `attachment`, `body_text` or `body_html`.
+    pub role: String,
+    /// The declared name, decoded, when there was one.
+    pub declared_name: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256, hex.
+    pub sha256: String,
+    /// True when this run created the file (false when it was there
+    /// already with the same bytes, or the message was done before).
+    #[serde(skip)]
+    pub created: bool,
+}
+
+/// What [`write_dissection`] did.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The message folder (the flat folder with [`Target::Flat`]).
+    pub folder: PathBuf,
+    /// The files, in part order.
+    pub files: Vec<WrittenFile>,
+    /// True when the message folder was already complete and nothing was
+    /// written.
+    pub skipped: bool,
+    /// The `message.json` content (one line).
+    pub json: String,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    folder: String,
+    sha256: &'a str,
+    selection: &'a Selection,
+    headers: &'a MainHeaders,
+    parts: Vec<serde_json::Value>,
+    files: &'a [WrittenFile],
+    defects: &'a [Defect],
+}
+
+/// The folder a message lands in: a slug of its subject (when it has
+/// ASCII letters or digits) and the first 16 hex digits of the sha256 of
+/// its bytes. The same bytes always give the same name.
+pub fn folder_name(d: &Dissection) -> String {
+    let mut slug = String::new();
+    for c in d.headers.subject.as_deref().unwrap_or("").chars() {
+        if slug.len() >= 40 {
+            break;
+        }
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_matches('-');
+    let hash = &d.sha256[..d.sha256.len().min(16)];
+    if slug.is_empty() {
+        hash.to_string()
+    } else {
+        format!("{slug}-{hash}")
+    }
+}
+
+/// Writes the message's files (see the module documentation).
+pub fn write_dissection(d: &Dissection, target: Target<'_>) -> Result<Written> {
+    match target {
+        Target::PerMessage(out) => write_message_folder(d, out),
+        Target::Flat(dir) => write_flat(d, dir),
+    }
+}
+
+fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
+    let folder = out.join(folder_name(d));
+    let json_path = folder.join("message.json");
+    // Create first: the common case (a new message) costs one call, and
+    // a name that exists is then checked to be a real folder, not a
+    // symlink planted to send our files elsewhere.
+    let fresh = match fs::create_dir(&folder) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let m = fs::symlink_metadata(&folder).map_err(|e| Error::writing(&folder, e))?;
+            if m.file_type().is_symlink() || !m.is_dir() {
+                return Err(Error::new(
+                    ErrorKind::CannotCreate,
+                    folder.display().to_string(),
+                    "exists and is not a folder (a symlink is never followed)",
+                ));
+            }
+            remove_stale_temps(&folder);
+            if let Ok(m) = fs::symlink_metadata(&json_path)
+                && m.is_file()
+                && let Some(done) = already_written(&folder, &json_path, &d.selection)
+            {
+                return Ok(done);
+            }
+            false
+        }
+        Err(e) => return Err(Error::writing(&folder, e)),
+    };
+    let mut claimed: HashSet<String> = HashSet::new();
+    // Reserved for the report, whatever an attachment is called.
+    claimed.insert("message.json".into());
+    let mut files = Vec::new();
+    if let Some(text) = &d.body_text {
+        let f = place(&folder, "body.txt", text.as_bytes(), &mut claimed, !fresh)?;
+        files.push(record(f, "1", "body_text", None, text.as_bytes()));
+        fix_part(&mut files, d, Role::BodyText);
+    }
+    if let Some(html) = &d.body_html {
+        let f = place(&folder, "body.html", html.as_bytes(), &mut claimed, !fresh)?;
+        files.push(record(f, "", "body_html", None, html.as_bytes()));
+        fix_part(&mut files, d, Role::BodyHtml);
+    }
+    for a in &d.attachments {
+        let f = place(&folder, &a.file_name, &a.data, &mut claimed, !fresh)?;
+        files.push(record(
+            f,
+            &a.part,
+            "attachment",
+            a.declared_name.clone(),
+            &a.data,
+        ));
+    }
+    let json = report_json(d, &folder, &files)?;
+    let mut text = json.clone();
+    text.push('\n');
+    replace_report(&folder, &json_path, text.as_bytes())?;
+    crate::maildir::sync_dir(&folder)?;
+    Ok(Written {
+        folder,
+        files,
+        skipped: false,
+        json,
+    })
+}
+
+fn fix_part(files: &mut [WrittenFile], d: &Dissection, role: Role) {
+    if let (Some(f), Some(p)) = (files.last_mut(), d.parts.iter().find(|p| p.role == role)) {
+        f.part = p.path.clone();
+    }
+}
+
+/// Each part as in [`PartInfo`], plus the files written from it (name,
+/// size, sha256).
+fn parts_with_files(parts: &[PartInfo], files: &[WrittenFile]) -> Vec<serde_json::Value> {
+    parts
+        .iter()
+        .map(|p| {
+            let mut v = serde_json::to_value(p).unwrap_or_default();
+            let mine: Vec<serde_json::Value> = files
+                .iter()
+                .filter(|f| f.part == p.path)
+                .map(|f| {
+                    serde_json::json!({
+                        "file": f.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                        "size": f.size,
+                        "sha256": f.sha256,
+                    })
+                })
+                .collect();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("files".into(), serde_json::Value::Array(mine));
+            }
+            v
+        })
+        .collect()
+}
+
+fn report_json(d: &Dissection, folder: &Path, files: &[WrittenFile]) -> Result<String> {
+    let report = Report {
+        folder: folder.display().to_string(),
+        sha256: &d.sha256,
+        selection: &d.selection,
+        headers: &d.headers,
+        parts: parts_with_files(&d.parts, files),
+        files,
+        defects: &d.defects,
+    };
+    serde_json::to_string(&report)
+        .map_err(|e| Error::new(ErrorKind::BadInput, "message.json", e.to_string()))
+}
+
+/// The earlier run's result, when `message.json` is readable and records
+/// the same selection.
+fn already_written(folder: &Path, json_path: &Path, selection: &Selection) -> Option<Written> {
+    let json = fs::read_to_string(json_path).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+    let recorded: Selection = serde_json::from_value(value.get("selection")?.clone()).ok()?;
+    if &recorded != selection {
+        return None;
+    }
+    let files: Vec<WrittenFile> = serde_json::from_value(value.get("files")?.clone()).ok()?;
+    Some(Written {
+        folder: folder.to_path_buf(),
+        files,
+        skipped: true,
+        json: json.trim_end().to_string(),
+    })
+}
+
+/// Writes `message.json`, replacing an earlier one (ours) atomically; the
+/// same content is left alone.
+fn replace_report(folder: &Path, json_path: &Path, text: &[u8]) -> Result<()> {
+    match write_new(folder, "message.json", text) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::read(json_path).is_ok_and(|old| old == text) {
+                return Ok(());
+            }
+            let tmp = TempFile {
+                path: folder.join(temp_name()),
+            };
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp.path)
+                .map_err(|e| Error::writing(&tmp.path, e))?;
+            f.write_all(text)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::writing(&tmp.path, e))?;
+            // rename replaces the directory entry itself, never a symlink's target.
+            fs::rename(&tmp.path, json_path).map_err(|e| Error::writing(json_path, e))
+        }
+        Err(e) => Err(Error::writing(json_path, e)),
+    }
+}
+
+fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
+    let mut claimed = HashSet::new();
+    let mut files = Vec::new();
+    for a in &d.attachments {
+        let f = place(dir, &a.file_name, &a.data, &mut claimed, true)?;
+        files.push(record(
+            f,
+            &a.part,
+            "attachment",
+            a.declared_name.clone(),
+            &a.data,
+        ));
+    }
+    if !files.is_empty() {
+        crate::maildir::sync_dir(dir)?;
+    }
+    let json = report_json(d, dir, &files)?;
+    Ok(Written {
+        folder: dir.to_path_buf(),
+        files,
+        skipped: false,
+        json,
+    })
+}
+
+fn record(
+    (path, created): (PathBuf, bool),
+    part: &str,
+    role: &str,
+    declared_name: Option<String>,
+    data: &[u8],
+) -> WrittenFile {
+    WrittenFile {
+        path,
+        part: part.to_string(),
+        role: role.to_string(),
+        declared_name,
+        size: data.len() as u64,
+        sha256: hex::encode(Sha256::digest(data)),
+        created,
+    }
+}
+
+/// Puts `data` in `dir` under `name` or the first free numbered variant,
+/// reusing a file that already holds exactly these bytes (and was not
+/// claimed by this message already).
+/// Returns the path and whether this call created the file.
+fn place(
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+    claimed: &mut HashSet<String>,
+    look_first: bool,
+) -> Result<(PathBuf, bool)> {
+    let name = sanitize_file_name(name, "file");
+    for n in 0..100_000 {
+        let candidate = numbered(&name, n);
+        if claimed.contains(&candidate) {
+            continue;
+        }
+        let path = dir.join(&candidate);
+        // Look before writing, so a re-run over existing files reads
+        // them instead of writing everything again only to find the
+        // name taken (a folder this run created needs no look).
+        let existing = if look_first {
+            fs::symlink_metadata(&path)
+        } else {
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        };
+        match existing {
+            Ok(m) => {
+                if m.is_file()
+                    && m.len() == data.len() as u64
+                    && same_content(&path, data).unwrap_or(false)
+                {
+                    claimed.insert(candidate);
+                    return Ok((path, false));
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::writing(&path, e)),
+        }
+        match write_new(dir, &candidate, data) {
+            Ok(()) => {
+                claimed.insert(candidate);
+                return Ok((path, true));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if !look_first
+                    && fs::symlink_metadata(&path).is_ok_and(|m| {
+                        m.is_file()
+                            && m.len() == data.len() as u64
+                            && same_content(&path, data).unwrap_or(false)
+                    })
+                {
+                    claimed.insert(candidate);
+                    return Ok((path, false));
+                }
+                continue;
+            }
+            Err(e) => return Err(Error::writing(&path, e)),
+        }
+    }
+    Err(Error::new(
+        ErrorKind::CannotCreate,
+        dir.join(&name).display().to_string(),
+        "too many files of that name",
+    ))
+}
+
+fn same_content(path: &Path, data: &[u8]) -> io::Result<bool> {
+    // O_NOFOLLOW is not needed: the caller saw a regular file, and a
+    // swapped-in symlink only makes us read, never write.
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut offset = 0;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(offset == data.len());
+        }
+        if offset + n > data.len() || buf[..n] != data[offset..offset + n] {
+            return Ok(false);
+        }
+        offset += n;
+    }
+}
+
+/// Removes temporary files a killed run left in `dir` (those whose
+/// process is gone); another live run's files are left alone.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| {
+            n.strip_prefix(".mail-dissect.tmp-")
+                .or_else(|| n.strip_prefix(".mail-dissect-probe-"))
+        }) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+        if !alive && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn temp_name() -> String {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".mail-dissect.tmp-{pid}-{n}")
+}
+
+/// Removes the temporary file unless it was committed.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Writes `data` to `dir/name`, which must not exist: temporary file,
+/// fsync, hard link to the final name (fails on any existing name,
+/// symlinks included), remove the temporary name.
+fn write_new(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = TempFile {
+        path: dir.join(temp_name()),
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp.path)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    let target = dir.join(name);
+    match fs::hard_link(&tmp.path, &target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        // File systems without hard links: a rename after a check, which
+        // still never follows a symlink (rename replaces the entry).
+        Err(_) => match fs::symlink_metadata(&target) {
+            Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            Err(_) => fs::rename(&tmp.path, &target),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Options, dissect_bytes};
+    use super::*;
+
+    const MSG: &[u8] = b"Subject: Invoice March!\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nhello\n--b\nContent-Type: application/pdf; name=\"body.txt\"\n\n%PDF-1\n--b\nContent-Type: application/pdf; name=\"message.json\"\n\n%PDF-2\n--b--\n";
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn per_message_folder_and_rerun() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dissect_bytes(MSG, &Options::all());
+        let w = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        assert!(!w.skipped);
+        let name = w.folder.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("invoice-march-"), "{name}");
+        assert_eq!(
+            listing(&w.folder),
+            [
+                "body (1).txt",
+                "body.txt",
+                "message (1).json",
+                "message.json"
+            ]
+        );
+        let again = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        assert!(again.skipped);
+        let paths = |w: &Written| w.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+        assert_eq!(paths(&again), paths(&w));
+        assert!(w.files.iter().all(|f| f.created));
+        assert!(!again.files.iter().any(|f| f.created));
+        assert_eq!(listing(&w.folder).len(), 4);
+    }
+
+    #[test]
+    fn interrupted_run_is_completed_without_duplicates() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dissect_bytes(MSG, &Options::all());
+        let w = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        fs::remove_file(w.folder.join("message.json")).unwrap();
+        let again = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        assert!(!again.skipped);
+        assert_eq!(listing(&w.folder).len(), 4);
+    }
+
+    #[test]
+    fn stale_temporary_files_are_cleaned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dead = tmp.path().join(".mail-dissect.tmp-999999999-3");
+        let live = tmp
+            .path()
+            .join(format!(".mail-dissect.tmp-{}-3", std::process::id()));
+        fs::write(&dead, b"partial").unwrap();
+        fs::write(&live, b"in progress").unwrap();
+        remove_stale_temps(tmp.path());
+        assert!(!dead.exists());
+        assert!(live.exists());
+    }
+
+    #[test]
+    fn planted_symlink_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let flat = tmp.path().join("flat");
+        fs::create_dir(&flat).unwrap();
+        std::os::unix::fs::symlink(&victim, flat.join("a.pdf")).unwrap();
+        let raw = b"Content-Type: application/pdf; name=a.pdf\n\n%PDF-x";
+        let d = dissect_bytes(raw, &Options::all());
+        let w = write_dissection(&d, Target::Flat(&flat)).unwrap();
+        assert_eq!(w.files[0].path, flat.join("a (1).pdf"));
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::read(flat.join("a (1).pdf")).unwrap(), b"%PDF-x");
+        // No temporary file is left behind.
+        assert_eq!(listing(&flat), ["a (1).pdf", "a.pdf"]);
+    }
+}

@@ -1,0 +1,438 @@
+//! mail-dissect as users run it: the real binary in a temporary folder.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mail-dissect");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/dissect")
+        .join(name)
+}
+
+fn original_pdf() -> Vec<u8> {
+    fs::read(fixture("invoice.pdf")).unwrap()
+}
+
+/// Runs the binary in `dir` with `stdin`; on a surprising status the
+/// assertion message shows the command, folder, output and a listing.
+fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MAILBOT_DISSECT_OUT")
+        .env_remove("MAILBOT_PRINTER")
+        .env("HOME", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn explain(dir: &Path, args: &[&str], out: &Output) -> String {
+    let mut listing = Vec::new();
+    list(dir, &mut listing);
+    format!(
+        "command: mail-dissect {args:?}\nin: {}\nstatus: {:?}\nstdout:\n{}\nstderr:\n{}\nfiles:\n{}",
+        dir.display(),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        listing.join("\n")
+    )
+}
+
+fn list(dir: &Path, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let m = fs::symlink_metadata(&p).unwrap();
+        out.push(format!("{} ({} bytes)", p.display(), m.len()));
+        if m.is_dir() {
+            list(&p, out);
+        }
+    }
+}
+
+fn expect(dir: &Path, args: &[&str], stdin: &[u8], code: i32) -> Output {
+    let out = run(dir, args, stdin);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        explain(dir, args, &out)
+    );
+    out
+}
+
+fn lines(out: &Output) -> Vec<String> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn message_with_pdf_named(name: &str) -> Vec<u8> {
+    let raw = fs::read(fixture("pdf-invoice.eml")).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    text.replace(
+        "filename=\"invoice.pdf\"",
+        &format!("filename=\"{}\"", name.replace('"', "\\\"")),
+    )
+    .into_bytes()
+}
+
+#[test]
+fn the_course_step_pdf_back_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let eml = fixture("pdf-invoice.eml");
+    let out = expect(tmp.path(), &[eml.to_str().unwrap()], b"", 0);
+    let paths = lines(&out);
+    let pdf = paths.iter().find(|p| p.ends_with("invoice.pdf")).unwrap();
+    assert_eq!(fs::read(tmp.path().join(pdf)).unwrap(), original_pdf());
+    let folder = tmp.path().join(pdf).parent().unwrap().to_path_buf();
+    assert!(folder.join("message.json").is_file());
+    assert!(folder.join("body.txt").is_file());
+}
+
+#[test]
+fn print_cmd_quotes_a_nasty_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "it's a $(touch pwned) `x`.pdf";
+    fs::write(tmp.path().join("m.eml"), message_with_pdf_named(name)).unwrap();
+    let out = expect(tmp.path(), &["--pdf", "--print-cmd", "m.eml"], b"", 0);
+    let cmds = lines(&out);
+    assert_eq!(cmds.len(), 1);
+    assert!(cmds[0].starts_with("lpr '"), "{}", cmds[0]);
+    // The printed command, run by a real shell, reaches exactly that file.
+    let out = expect(
+        tmp.path(),
+        &["--pdf", "--print-cmd=cat {}", "m.eml"],
+        b"",
+        0,
+    );
+    let cmd = lines(&out).remove(0);
+    let shell = Command::new("sh")
+        .args(["-c", &cmd])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(shell.status.success(), "{cmd}");
+    assert_eq!(shell.stdout, original_pdf());
+    assert!(!tmp.path().join("pwned").exists());
+    // --printer gives lpr -P with the printer name quoted too.
+    let out = expect(
+        tmp.path(),
+        &["--pdf", "--printer", "office 2", "m.eml"],
+        b"",
+        0,
+    );
+    assert!(lines(&out)[0].starts_with("lpr -P 'office 2' '"));
+}
+
+#[test]
+fn rerun_writes_nothing_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emls: Vec<String> = ["pdf-invoice.eml", "names.eml", "nested-rfc822.eml"]
+        .iter()
+        .map(|n| fixture(n).display().to_string())
+        .collect();
+    let args: Vec<&str> = emls.iter().map(String::as_str).collect();
+    let first = expect(tmp.path(), &args, b"", 0);
+    let mut before = Vec::new();
+    list(tmp.path(), &mut before);
+    let json_mtime = |out: &Output| {
+        let p = tmp.path().join(&lines(out)[0]);
+        fs::metadata(p.parent().unwrap().join("message.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let t1 = json_mtime(&first);
+    let second = expect(tmp.path(), &args, b"", 0);
+    let mut after = Vec::new();
+    list(tmp.path(), &mut after);
+    assert_eq!(before, after);
+    assert_eq!(lines(&first), lines(&second));
+    assert_eq!(t1, json_mtime(&second));
+    // Flat output too: the same bytes under the same name are reused.
+    expect(
+        tmp.path(),
+        &["--flat", "flat"]
+            .iter()
+            .copied()
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>(),
+        b"",
+        0,
+    );
+    let n = fs::read_dir(tmp.path().join("flat")).unwrap().count();
+    expect(
+        tmp.path(),
+        &["--flat", "flat"]
+            .iter()
+            .copied()
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>(),
+        b"",
+        0,
+    );
+    assert_eq!(fs::read_dir(tmp.path().join("flat")).unwrap().count(), n);
+}
+
+#[test]
+fn a_bad_message_among_good_ones_gives_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("empty.eml"), b"").unwrap();
+    let good = fixture("pdf-invoice.eml").display().to_string();
+    let out = expect(tmp.path(), &["empty.eml", &good], b"", 1);
+    assert!(lines(&out).iter().any(|l| l.ends_with("invoice.pdf")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("mail-dissect: empty.eml: "), "{err}");
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn a_missing_input_gives_66_and_the_rest_is_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = fixture("pdf-invoice.eml").display().to_string();
+    let out = expect(tmp.path(), &["nope.eml", &good], b"", 66);
+    assert!(lines(&out).iter().any(|l| l.ends_with("invoice.pdf")));
+}
+
+#[test]
+fn an_unwritable_output_gives_73() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("file"), b"").unwrap();
+    let good = fixture("pdf-invoice.eml").display().to_string();
+    expect(tmp.path(), &["--out", "file/sub", &good], b"", 73);
+    expect(tmp.path(), &["--flat", "file", &good], b"", 73);
+}
+
+#[test]
+fn a_planted_symlink_is_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim.txt");
+    fs::write(&victim, b"precious").unwrap();
+    fs::create_dir(tmp.path().join("flat")).unwrap();
+    std::os::unix::fs::symlink(&victim, tmp.path().join("flat/invoice.pdf")).unwrap();
+    let good = fixture("pdf-invoice.eml").display().to_string();
+    let out = expect(tmp.path(), &["--flat", "flat", &good], b"", 0);
+    assert_eq!(lines(&out), ["flat/invoice (1).pdf"]);
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(
+        fs::read(tmp.path().join("flat/invoice (1).pdf")).unwrap(),
+        original_pdf()
+    );
+    // A symlink in place of a message folder is refused, not followed.
+    let elsewhere = tmp.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::create_dir(tmp.path().join("out")).unwrap();
+    let d = mailbot::dissect::dissect_bytes(
+        &fs::read(fixture("pdf-invoice.eml")).unwrap(),
+        &mailbot::dissect::Options::all(),
+    );
+    let folder = mailbot::dissect::folder_name(&d);
+    std::os::unix::fs::symlink(&elsewhere, tmp.path().join("out").join(folder)).unwrap();
+    expect(tmp.path(), &["--out", "out", &good], b"", 73);
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn nul_separated_output_and_stdin_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = fixture("pdf-invoice.eml").display().to_string();
+    let b = fixture("names.eml").display().to_string();
+    let input = format!("{a}\0{b}\0");
+    let out = expect(tmp.path(), &["--stdin", "-0"], input.as_bytes(), 0);
+    let items: Vec<&[u8]> = out
+        .stdout
+        .split(|&c| c == 0)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert!(out.stdout.ends_with(b"\0"));
+    assert!(items.len() >= 9, "{items:?}");
+    assert!(
+        items
+            .iter()
+            .any(|i| i.ends_with(b"Rechnung M\xc3\xa4rz 2024.pdf"))
+    );
+    let out = expect(
+        tmp.path(),
+        &["--stdin", "--pdf"],
+        format!("{a}\n{b}\n").as_bytes(),
+        0,
+    );
+    assert_eq!(lines(&out).len(), 2);
+}
+
+#[test]
+fn json_lines_parse_and_list_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = fixture("pdf-invoice.eml").display().to_string();
+    let b = fixture("broken-structure.eml").display().to_string();
+    let out = expect(tmp.path(), &["--json", &a, &b], b"", 0);
+    let objs: Vec<serde_json::Value> = lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), 2);
+    let files = objs[0]["files"].as_array().unwrap();
+    let pdf = files
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("invoice.pdf"))
+        .unwrap();
+    assert_eq!(pdf["size"], 590);
+    assert_eq!(pdf["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(objs[0]["headers"]["subject"], "Invoice 42");
+    assert!(!objs[1]["defects"].as_array().unwrap().is_empty());
+    // The same object is in message.json.
+    let folder = objs[0]["folder"].as_str().unwrap();
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&fs::read(tmp.path().join(folder).join("message.json")).unwrap())
+            .unwrap();
+    assert_eq!(on_disk, objs[0]);
+}
+
+#[test]
+fn one_message_on_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = fs::read(fixture("pdf-invoice.eml")).unwrap();
+    let out = expect(tmp.path(), &["--pdf", "-"], &raw, 0);
+    let paths = lines(&out);
+    assert_eq!(paths.len(), 1);
+    assert_eq!(
+        fs::read(tmp.path().join(&paths[0])).unwrap(),
+        original_pdf()
+    );
+}
+
+#[test]
+fn maildirs_and_recursion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let md = mailbot::maildir::Maildir::create(tmp.path().join("Mail")).unwrap();
+    md.deliver(&fs::read(fixture("pdf-invoice.eml")).unwrap())
+        .unwrap();
+    let sub = md.create_maildirpp_folder("Archive").unwrap();
+    sub.deliver(&fs::read(fixture("single-base64-pdf.eml")).unwrap())
+        .unwrap();
+    let out = expect(tmp.path(), &["--pdf", "Mail"], b"", 0);
+    assert_eq!(lines(&out).len(), 1);
+    let out = expect(tmp.path(), &["--pdf", "-r", "Mail"], b"", 0);
+    assert_eq!(lines(&out).len(), 2);
+    fs::create_dir(tmp.path().join("plain")).unwrap();
+    expect(tmp.path(), &["plain"], b"", 66);
+}
+
+#[test]
+fn exec_runs_without_a_shell_and_counts_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = fixture("pdf-invoice.eml").display().to_string();
+    let out = expect(
+        tmp.path(),
+        &["--pdf", "--exec", "cp {} copy.pdf", &good],
+        b"",
+        0,
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        fs::read(tmp.path().join("copy.pdf")).unwrap(),
+        original_pdf()
+    );
+    // A re-run finds the message done: nothing runs again.
+    fs::remove_file(tmp.path().join("copy.pdf")).unwrap();
+    expect(
+        tmp.path(),
+        &["--pdf", "--exec", "cp {} copy.pdf", &good],
+        b"",
+        0,
+    );
+    assert!(!tmp.path().join("copy.pdf").exists());
+    let other = tmp.path().join("other");
+    expect(
+        tmp.path(),
+        &["--pdf", "--out", "other", "--exec", "false", &good],
+        b"",
+        1,
+    );
+    assert!(other.is_dir());
+}
+
+#[test]
+fn every_help_example_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::copy(fixture("pdf-invoice.eml"), tmp.path().join("message.eml")).unwrap();
+    let md = mailbot::maildir::Maildir::create(tmp.path().join("Maildir")).unwrap();
+    md.deliver(&fs::read(fixture("names.eml")).unwrap())
+        .unwrap();
+    let help = expect(tmp.path(), &["--help"], b"", 0);
+    let help = String::from_utf8(help.stdout).unwrap();
+    let examples: Vec<&str> = help
+        .split("Examples:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   ") && l.contains("mail-dissect"))
+        .map(str::trim)
+        .collect();
+    assert!(examples.len() >= 5, "{examples:?}");
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for example in examples {
+        let out = Command::new("sh")
+            .args(["-c", example])
+            .current_dir(tmp.path())
+            .env("PATH", &path)
+            .env("HOME", tmp.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.stdout.is_empty() || example.contains("--exec") || example.contains("--flat"),
+            "{example}"
+        );
+    }
+}
+
+#[test]
+fn no_input_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = expect(tmp.path(), &[], b"", 64);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("mail-dissect: "));
+    expect(tmp.path(), &["--no-such-flag", "x"], b"", 64);
+}
+
+#[test]
+fn message_json_lists_each_part_with_its_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let eml = fixture("pdf-invoice.eml").display().to_string();
+    let out = expect(tmp.path(), &["--json", &eml], b"", 0);
+    let v: serde_json::Value = serde_json::from_str(&lines(&out)[0]).unwrap();
+    let parts = v["parts"].as_array().unwrap();
+    let pdf = parts.iter().find(|p| p["path"] == "2").unwrap();
+    assert_eq!(pdf["declared_name"], "invoice.pdf");
+    assert_eq!(pdf["transfer_encoding"], "base64");
+    assert_eq!(pdf["files"][0]["file"], "invoice.pdf");
+    assert_eq!(pdf["files"][0]["size"], 590);
+    let body = parts.iter().find(|p| p["path"] == "1").unwrap();
+    assert_eq!(body["files"][0]["file"], "body.txt");
+    assert_eq!(v["headers"]["raw"][0]["name"], "From");
+}
