@@ -397,3 +397,84 @@ fn auth_login_when_plain_is_not_offered() {
     }
     assert_eq!(fake.received().len(), 1);
 }
+
+/// A scripted IMAP server that accepts AUTHENTICATE XOAUTH2 with the
+/// token "good" and records one APPEND.
+fn fake_imap() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let appended = Arc::new(Mutex::new(Vec::new()));
+    let store = appended.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut out = stream.try_clone().unwrap();
+            let mut reader = BufReader::new(stream);
+            let _ = (|| -> std::io::Result<()> {
+                out.write_all(b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] fake\r\n")?;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line)? == 0 {
+                        return Ok(());
+                    }
+                    let (tag, rest) = line.trim_end().split_once(' ').unwrap();
+                    let good =
+                        inject_common::base64("user=a@fake.test\x01auth=Bearer good\x01\x01");
+                    if rest == format!("AUTHENTICATE XOAUTH2 {good}") {
+                        out.write_all(format!("{tag} OK authenticated\r\n").as_bytes())?;
+                    } else if rest.starts_with("AUTHENTICATE XOAUTH2") {
+                        out.write_all(b"+ eyJzdGF0dXMiOiI0MDEifQ==\r\n")?;
+                        let mut empty = String::new();
+                        reader.read_line(&mut empty)?;
+                        out.write_all(
+                            format!("{tag} NO [AUTHENTICATIONFAILED] invalid token\r\n").as_bytes(),
+                        )?;
+                    } else if let Some(size) = rest.strip_prefix("APPEND \"Sent\" (\\Seen) {") {
+                        let n: usize = size.trim_end_matches('}').parse().unwrap();
+                        out.write_all(b"+ go ahead\r\n")?;
+                        let mut data = vec![0; n + 2];
+                        std::io::Read::read_exact(&mut reader, &mut data)?;
+                        data.truncate(n);
+                        store.lock().unwrap().push(data);
+                        out.write_all(format!("{tag} OK APPEND completed\r\n").as_bytes())?;
+                    } else if rest == "LOGOUT" {
+                        out.write_all(format!("* BYE\r\n{tag} OK bye\r\n").as_bytes())?;
+                        return Ok(());
+                    } else {
+                        out.write_all(format!("{tag} BAD unexpected\r\n").as_bytes())?;
+                    }
+                }
+            })();
+        }
+    });
+    (port, appended)
+}
+
+#[test]
+fn imap_xoauth2_appends_or_is_refused_with_77() {
+    let (port, appended) = fake_imap();
+    let home = tempfile::tempdir().unwrap();
+    for (token, want) in [("good", 0), ("expired", 77)] {
+        let mut cmd = inject(home.path());
+        cmd.args(["--imap", &format!("imap://a%40fake.test@127.0.0.1:{port}")])
+            .args(["--oauth2-token-command", &format!("echo {token}")])
+            .args([
+                "--insecure",
+                "--timeout",
+                "5",
+                "-r",
+                "a@fake.test",
+                "-s",
+                "x",
+            ]);
+        let out = run(&mut cmd, b"x\n");
+        assert_eq!(code(&out), want, "{token}: {}", describe(&out));
+    }
+    assert_eq!(appended.lock().unwrap().len(), 1);
+    // Without --insecure, an imap:// server without STARTTLS is refused.
+    let mut cmd = inject(home.path());
+    cmd.args(["--imap", &format!("imap://a%40fake.test@127.0.0.1:{port}")])
+        .args(["--oauth2-token-command", "echo good", "-r", "a@fake.test"]);
+    let out = run(&mut cmd, b"x\n");
+    assert_eq!(code(&out), 76, "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not offer STARTTLS"));
+}

@@ -701,8 +701,13 @@ fn append_imap(
             "IMAP needs a user: put it in the URL or give --user",
         )
     })?;
-    let mut session =
-        imap::Session::connect(url, &tls_config(account)?, &auth, seconds(args.timeout))?;
+    let mut session = imap::Session::connect(
+        url,
+        &tls_config(account)?,
+        &auth,
+        seconds(args.timeout),
+        account.insecure,
+    )?;
     session.append(folder, &message.bytes)?;
     session.logout();
     Ok(())

@@ -91,12 +91,15 @@ struct Done {
 }
 
 impl Session {
-    /// Connects, secures the connection and logs in.
+    /// Connects, secures the connection and logs in. With `insecure`,
+    /// an `imap://` server that does not offer STARTTLS is used in
+    /// cleartext (tests only); otherwise that is a TLS error (exit 76).
     pub fn connect(
         url: &ImapUrl,
         tls_config: &Arc<rustls::ClientConfig>,
         auth: &Auth,
         timeout: Duration,
+        insecure: bool,
     ) -> Result<Session> {
         let object = url.display();
         let tcp = tls::connect_tcp(&url.host, url.port, timeout, &object)?;
@@ -127,7 +130,20 @@ impl Session {
                 format!("bad greeting {greeting:?}"),
             ));
         }
-        if !url.implicit_tls {
+        let offers_starttls = if greeting.to_ascii_uppercase().contains("[CAPABILITY ") {
+            greeting.to_ascii_uppercase().contains(" STARTTLS")
+        } else {
+            let (done, untagged) = session.command_collecting("CAPABILITY")?;
+            done.status == "OK" && untagged.to_ascii_uppercase().contains(" STARTTLS")
+        };
+        if !url.implicit_tls && !offers_starttls && !insecure {
+            return Err(Error::new(
+                ErrorKind::Tls,
+                &session.object,
+                "server does not offer STARTTLS",
+            ));
+        }
+        if !url.implicit_tls && offers_starttls {
             let done = session.command("STARTTLS", &[])?;
             if done.status != "OK" {
                 return Err(Error::new(
@@ -225,6 +241,28 @@ impl Session {
         let _ = self.command("LOGOUT", &[]);
     }
 
+    /// Sends a tagged command without a literal and returns its
+    /// completion with the untagged lines that came before it.
+    fn command_collecting(&mut self, command: &str) -> Result<(Done, String)> {
+        self.tag += 1;
+        let tag = format!("m{}", self.tag);
+        self.write(format!("{tag} {command}\r\n").as_bytes())?;
+        let mut untagged = String::new();
+        loop {
+            let line = self.line()?;
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                let (status, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                let done = Done {
+                    status: status.to_ascii_uppercase(),
+                    text: text.to_string(),
+                };
+                return Ok((done, untagged));
+            }
+            untagged.push_str(&line);
+            untagged.push('\n');
+        }
+    }
+
     /// Sends a tagged command; `literal` (when not empty) goes after the
     /// server's continuation request. Returns the tagged completion.
     fn command(&mut self, command: &str, literal: &[u8]) -> Result<Done> {
@@ -245,6 +283,11 @@ impl Session {
                 self.write(literal)?;
                 self.write(b"\r\n")?;
                 literal_sent = true;
+            } else if line.starts_with('+') {
+                // A challenge we have no answer to (XOAUTH2 sends its
+                // error details this way): an empty line ends the
+                // exchange and brings the tagged NO.
+                self.write(b"\r\n")?;
             } else if line.starts_with("* BYE") && !command.starts_with("LOGOUT") {
                 return Err(Error::new(
                     ErrorKind::Temporary,
