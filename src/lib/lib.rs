@@ -5,15 +5,22 @@
 //! apart from the binaries' plumbing in [`cli`], never reads the
 //! environment, config files it was not handed, or the terminal.
 
+pub mod batch;
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod dissect;
 pub mod error;
 pub mod exit;
 pub mod file_name;
+pub mod imap;
 pub mod maildir;
 pub mod mime;
+pub mod queue;
+pub mod sendmail;
 pub mod shell;
+pub mod smtp;
+pub mod tls;
 pub mod tnef;
 pub mod uuencode;
 

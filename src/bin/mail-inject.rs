@@ -1,0 +1,890 @@
+//! mail-inject: compose a MIME message (mailx-style flags, attachments) or
+//! take a finished one, and inject it into one or more targets: SMTP
+//! submission, a sendmail program, a maildir, a file or stdout. Also
+//! sends a JSONL batch over one SMTP session, and flushes the outbox of
+//! messages that could not be sent earlier.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::json;
+
+use mailbot::batch;
+use mailbot::cli::{self, AccountArgs, LogArgs, ProcessEnv, ResolvedAccount};
+use mailbot::compose::{self, Address, Attachment, Composed, Draft, Pins};
+use mailbot::config::{self, Account};
+use mailbot::error::{Error, ErrorKind};
+use mailbot::exit::Exit;
+use mailbot::imap::{self, ImapUrl};
+use mailbot::maildir::Maildir;
+use mailbot::queue::{self, Outbox};
+use mailbot::sendmail;
+use mailbot::smtp::{Auth, Envelope, Retry, Sender, Settings, SmtpUrl};
+use mailbot::tls::{self, TlsOptions};
+
+const PROGRAM: &str = "mail-inject";
+
+const EXAMPLES: &str = "  # A PDF to yourself over submission (STARTTLS + AUTH), body from a file:
+  mail-inject --smtp smtp://me@mail.example.org:587 --password-command 'pass mail' \\
+      -r me@example.org -s 'Monthly report' -a report.pdf --body note.txt me@example.org
+
+  # Compose reproducibly and print the message instead of sending it:
+  mail-inject -r a@example.org -s Hello --body-text 'Hi there' --date @0 \\
+      --message-id 1@example.org --boundary b1 -o - b@example.org
+
+  # Deliver straight into a local maildir (prints the new file's path):
+  echo 'backup done' | mail-inject -r cron@example.org -s 'backup' --maildir ~/Mail/inbox me@example.org
+
+  # Keep what cannot be sent now; send it later from cron:
+  mail-inject --smtp smtp://me@mail.example.org --queue ~/.local/share/mailbot/outbox -s hi me@example.org < note.txt
+  mail-inject --flush --queue ~/.local/share/mailbot/outbox --smtp smtp://me@mail.example.org
+
+  # A finished message, recipients from its To/Cc/Bcc (Bcc is removed):
+  mail-inject --raw -t --smtp smtps://me@mail.example.org < message.eml";
+
+/// Compose a MIME message and inject it: SMTP, sendmail, maildir, file.
+#[derive(Debug, Parser)]
+#[command(name = PROGRAM, version, after_help = cli::after_help(EXAMPLES))]
+struct Args {
+    /// Recipients (To:); each may be a comma-separated list.
+    #[arg(value_name = "RCPT")]
+    recipients: Vec<String>,
+
+    /// Subject.
+    #[arg(short, long, value_name = "TEXT", help_heading = "Compose")]
+    subject: Option<String>,
+    /// Attach a file; `FILE;type=T/S;name=N` overrides type and name. Repeatable.
+    #[arg(
+        short = 'a',
+        long = "attach",
+        value_name = "FILE",
+        help_heading = "Compose"
+    )]
+    attach: Vec<String>,
+    /// Show a file inline in the HTML (Content-ID: its name, or `FILE;cid=ID`). Repeatable.
+    #[arg(long, value_name = "FILE", help_heading = "Compose")]
+    inline: Vec<String>,
+    /// Carbon copy (Cc:). Repeatable.
+    #[arg(short = 'c', long, value_name = "ADDR", help_heading = "Compose")]
+    cc: Vec<String>,
+    /// Blind copy: envelope only, never written into the message. Repeatable.
+    #[arg(short = 'b', long, value_name = "ADDR", help_heading = "Compose")]
+    bcc: Vec<String>,
+    /// Sender (From: and the envelope) [default: the account's address, else USER@HOST].
+    #[arg(
+        short = 'r',
+        long = "from",
+        env = "MAILBOT_FROM",
+        value_name = "ADDR",
+        help_heading = "Compose"
+    )]
+    from: Option<String>,
+    /// Reply-To:.
+    #[arg(long, value_name = "ADDR", help_heading = "Compose")]
+    reply_to: Vec<String>,
+    /// In-Reply-To: and References: (a Message-ID).
+    #[arg(long, value_name = "ID", help_heading = "Compose")]
+    in_reply_to: Option<String>,
+    /// Add a header 'Name: value' (no line breaks). Repeatable.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "HEADER",
+        help_heading = "Compose"
+    )]
+    headers: Vec<String>,
+    /// Body text from a file [default: stdin when it is not a terminal].
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "body_text",
+        help_heading = "Compose"
+    )]
+    body: Option<PathBuf>,
+    /// Body text given here.
+    #[arg(long, value_name = "TEXT", help_heading = "Compose")]
+    body_text: Option<String>,
+    /// An HTML alternative of the body (multipart/alternative).
+    #[arg(long, value_name = "FILE", help_heading = "Compose")]
+    html: Option<PathBuf>,
+    /// Pin the Date: (RFC 5322 text, or @SECONDS since the epoch).
+    #[arg(long, value_name = "DATE", help_heading = "Compose")]
+    date: Option<String>,
+    /// Pin the Message-ID.
+    #[arg(long, value_name = "ID", help_heading = "Compose")]
+    message_id: Option<String>,
+    /// Pin the MIME boundary (nested ones become 1.B, 2.B ...).
+    #[arg(long, value_name = "B", help_heading = "Compose")]
+    boundary: Option<String>,
+    /// Send a finished message from stdin unchanged (except Bcc:, which is removed).
+    #[arg(long, help_heading = "Compose", conflicts_with_all = ["subject", "attach", "inline", "cc", "html", "body", "body_text", "headers", "reply_to", "in_reply_to", "date", "message_id", "boundary"])]
+    raw: bool,
+    /// With --raw: recipients from the To:, Cc: and Bcc: headers too (as sendmail -t).
+    #[arg(
+        short = 't',
+        long = "read-recipients",
+        requires = "raw",
+        help_heading = "Compose"
+    )]
+    read_recipients: bool,
+
+    /// Send over SMTP: smtp://[USER@]HOST[:587] (STARTTLS) or smtps://[USER@]HOST[:465].
+    #[arg(
+        long,
+        env = "MAILBOT_SMTP",
+        value_name = "URL",
+        help_heading = "Targets"
+    )]
+    smtp: Option<String>,
+    /// Pipe to a sendmail program (--sendmail=PATH): PATH -oi -f FROM -- RCPT...
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true, default_missing_value = "/usr/sbin/sendmail", help_heading = "Targets")]
+    sendmail: Option<PathBuf>,
+    /// Deliver into this maildir (created when missing); prints the new file's path.
+    #[arg(long, value_name = "DIR", help_heading = "Targets")]
+    maildir: Option<PathBuf>,
+    /// Append a copy over IMAP: imaps://[USER@]HOST[:993] or imap://[USER@]HOST[:143] (STARTTLS).
+    #[arg(
+        long,
+        env = "MAILBOT_IMAP",
+        value_name = "URL",
+        help_heading = "Targets"
+    )]
+    imap: Option<String>,
+    /// The folder --imap appends to (created when missing).
+    #[arg(
+        long,
+        default_value = "Sent",
+        value_name = "NAME",
+        requires = "imap",
+        help_heading = "Targets"
+    )]
+    folder: String,
+    /// Write the message to FILE (atomically), or to stdout with '-'.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Targets"
+    )]
+    output: Option<PathBuf>,
+
+    /// Outbox maildir: a message that cannot be sent now (exit 75) is kept here.
+    #[arg(
+        long,
+        env = "MAILBOT_QUEUE",
+        value_name = "DIR",
+        help_heading = "Queue and batch"
+    )]
+    queue: Option<PathBuf>,
+    /// Send every message of the --queue outbox, removing each once the server accepted it.
+    #[arg(long, requires = "queue", help_heading = "Queue and batch")]
+    flush: bool,
+    /// Send one message per JSON line over one SMTP session.
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["raw", "flush"], help_heading = "Queue and batch")]
+    batch: Option<PathBuf>,
+    /// Retries after a temporary failure (4xx, connection lost).
+    #[arg(
+        long,
+        default_value_t = 2,
+        value_name = "N",
+        help_heading = "Queue and batch"
+    )]
+    retries: u32,
+    /// First wait before a retry, in seconds; doubles each time.
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "SECS",
+        help_heading = "Queue and batch"
+    )]
+    retry_wait: f64,
+    /// Network timeout in seconds.
+    #[arg(
+        long,
+        default_value_t = 60.0,
+        value_name = "SECS",
+        help_heading = "Queue and batch"
+    )]
+    timeout: f64,
+
+    /// Command whose first output line is an OAuth2 access token (AUTH XOAUTH2).
+    #[arg(long, env = "MAILBOT_OAUTH2_TOKEN_COMMAND", value_name = "CMD")]
+    oauth2_token_command: Option<String>,
+    /// Print a JSON summary on stdout (batch: one line per message).
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    account: AccountArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn main() -> ExitCode {
+    let args = match cli::parse_args::<Args>() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    args.log.init();
+    cli::finish(PROGRAM, run(&args))
+}
+
+fn run(args: &Args) -> anyhow::Result<Exit> {
+    let env = ProcessEnv::capture();
+    let over = Account {
+        smtp: args.smtp.clone(),
+        oauth2_token_command: args.oauth2_token_command.clone(),
+        ..Account::default()
+    };
+    let account = args.account.resolve(&env, &over)?;
+    if account.insecure {
+        eprintln!("{PROGRAM}: warning: TLS certificates are not verified (--insecure)");
+    }
+    if args.flush {
+        return flush(args, &account);
+    }
+    if let Some(batch) = &args.batch {
+        return run_batch(args, &account, batch);
+    }
+    let targets = targets(args, &account)?;
+    let message = build_message(args, &account)?;
+    if args.log.verbose > 0
+        && let Some(id) = &message.message_id
+    {
+        eprintln!("{PROGRAM}: Message-ID {id}");
+    }
+    inject(args, &account, &targets, &message)
+}
+
+// ------------------------------------------------------------- targets
+
+#[derive(Debug)]
+enum Target {
+    Output(PathBuf),
+    Maildir(PathBuf),
+    Smtp(SmtpUrl),
+    Sendmail(PathBuf),
+    Imap(ImapUrl, String),
+}
+
+impl Target {
+    fn name(&self) -> String {
+        match self {
+            Target::Output(p) if p.as_os_str() == "-" => "stdout".into(),
+            Target::Output(p) => p.display().to_string(),
+            Target::Maildir(p) => p.display().to_string(),
+            Target::Smtp(u) => u.display(),
+            Target::Sendmail(p) => p.display().to_string(),
+            Target::Imap(u, folder) => format!("{}/{folder}", u.display()),
+        }
+    }
+
+    fn needs_envelope(&self) -> bool {
+        matches!(self, Target::Smtp(_) | Target::Sendmail(_))
+    }
+}
+
+fn targets(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Vec<Target>> {
+    let mut out = Vec::new();
+    if let Some(p) = &args.output {
+        out.push(Target::Output(p.clone()));
+    }
+    if let Some(p) = &args.maildir {
+        out.push(Target::Maildir(p.clone()));
+    }
+    // The account's smtp (flag, variable or file) is the target when no
+    // other was named; an explicit --smtp always is.
+    if let Some(url) = &account.account.smtp
+        && (args.smtp.is_some() || out.is_empty() && args.sendmail.is_none())
+    {
+        out.push(Target::Smtp(SmtpUrl::parse(url)?));
+    }
+    if let Some(p) = &args.sendmail {
+        out.push(Target::Sendmail(p.clone()));
+    }
+    if let Some(url) = &args.imap {
+        out.push(Target::Imap(ImapUrl::parse(url)?, args.folder.clone()));
+    }
+    if out.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "target",
+            "nowhere to send the message: give --smtp URL, --sendmail, --maildir DIR, --imap URL or -o FILE (- for stdout)",
+        )
+        .into());
+    }
+    if args.queue.is_some() && !out.iter().any(|t| matches!(t, Target::Smtp(_))) {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--queue",
+            "keeps messages for SMTP: give --smtp URL too",
+        )
+        .into());
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------- compose
+
+fn default_from(account: &ResolvedAccount) -> Option<String> {
+    if let Some(a) = &account.account.address {
+        return Some(a.clone());
+    }
+    let user = std::env::var("LOGNAME")
+        .or_else(|_| std::env::var("USER"))
+        .ok()?;
+    Some(format!("{user}@{}", host_name()))
+}
+
+fn host_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        "localhost".into()
+    } else {
+        host
+    }
+}
+
+fn addresses(items: &[String]) -> anyhow::Result<Vec<Address>> {
+    let mut out = Vec::new();
+    for item in items {
+        out.extend(compose::parse_address_list(item)?);
+    }
+    Ok(out)
+}
+
+fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::reading(path, e))?;
+    String::from_utf8(bytes).map_err(|_| {
+        Error::new(
+            ErrorKind::BadInput,
+            path.display().to_string(),
+            format!("{what} is not UTF-8 text (attach it with -a instead)"),
+        )
+        .into()
+    })
+}
+
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    io::stdin()
+        .lock()
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(ErrorKind::InputMissing, "stdin", e))?;
+    Ok(buf)
+}
+
+fn build_message(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Composed> {
+    let from = args.from.clone().or_else(|| default_from(account));
+    if args.raw {
+        return raw_message(args, from);
+    }
+    let text = match (&args.body, &args.body_text) {
+        (Some(p), _) => read_text(p, "the body")?,
+        (None, Some(t)) => t.clone(),
+        (None, None) if io::stdin().is_terminal() => String::new(),
+        (None, None) => String::from_utf8(read_stdin()?).map_err(|_| {
+            Error::new(
+                ErrorKind::BadInput,
+                "stdin",
+                "the body is not UTF-8 text (attach it with -a instead)",
+            )
+        })?,
+    };
+    let mut draft = Draft {
+        from: from.as_deref().map(Address::parse).transpose()?,
+        to: addresses(&args.recipients)?,
+        cc: addresses(&args.cc)?,
+        bcc: addresses(&args.bcc)?,
+        reply_to: addresses(&args.reply_to)?,
+        subject: args.subject.clone(),
+        in_reply_to: args.in_reply_to.clone(),
+        text,
+        html: args
+            .html
+            .as_deref()
+            .map(|p| read_text(p, "the HTML"))
+            .transpose()?,
+        ..Draft::default()
+    };
+    for h in &args.headers {
+        draft.headers.push(compose::parse_user_header(h)?);
+    }
+    for spec in &args.inline {
+        draft.inline.push(Attachment::from_spec(spec, true)?);
+    }
+    for spec in &args.attach {
+        draft.attachments.push(Attachment::from_spec(spec, false)?);
+    }
+    let pins = Pins {
+        date: args.date.clone(),
+        message_id: args.message_id.clone(),
+        boundary: args.boundary.clone(),
+        host: host_name(),
+    };
+    Ok(compose::compose(&draft, &pins)?)
+}
+
+fn raw_message(args: &Args, from: Option<String>) -> anyhow::Result<Composed> {
+    let original = read_stdin()?;
+    let (header_from, header_rcpts) = if args.read_recipients {
+        compose::envelope_from_headers(&original)?
+    } else {
+        (
+            compose::envelope_from_headers(&original)
+                .map(|(f, _)| f)
+                .unwrap_or(None),
+            Vec::new(),
+        )
+    };
+    let mut to: Vec<String> = Vec::new();
+    for a in addresses(&args.recipients)?
+        .into_iter()
+        .chain(addresses(&args.bcc)?)
+        .chain(header_rcpts)
+    {
+        if !to.iter().any(|t| t.eq_ignore_ascii_case(&a.email)) {
+            to.push(a.email);
+        }
+    }
+    let sender = match (args.from.as_deref(), header_from) {
+        (Some(f), _) => Address::parse(f)?.email,
+        (None, Some(h)) => h.email,
+        (None, None) => match from {
+            Some(f) => Address::parse(&f)?.email,
+            None => String::new(),
+        },
+    };
+    let bytes = compose::strip_bcc(&original);
+    Ok(Composed {
+        message_id: compose::message_id_of(&bytes),
+        bytes,
+        envelope: Envelope { from: sender, to },
+    })
+}
+
+// -------------------------------------------------------------- inject
+
+/// The credentials for a server: XOAUTH2 when a token command is set,
+/// else the password when there is a user, else none.
+fn credentials(
+    account: &ResolvedAccount,
+    url_user: Option<&str>,
+    object: &str,
+) -> anyhow::Result<Option<Auth>> {
+    let user = url_user
+        .map(str::to_string)
+        .or_else(|| account.account.user.clone());
+    Ok(match (&account.account.oauth2_token_command, user) {
+        (Some(cmd), Some(user)) => Some(Auth::OAuth2 {
+            user,
+            token: config::secret_from_command(cmd, "--oauth2-token-command")?,
+        }),
+        (None, Some(user)) => {
+            let password = account.password()?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Config,
+                    object,
+                    format!("no password for {user:?}: give --password-command, MAILBOT_PASSWORD or the account's password_command"),
+                )
+            })?;
+            Some(Auth::Password { user, password })
+        }
+        (Some(_), None) => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                object,
+                "XOAUTH2 needs a user: put it in the URL or give --user",
+            )
+            .into());
+        }
+        (None, None) => None,
+    })
+}
+
+fn tls_config(account: &ResolvedAccount) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    Ok(tls::client_config(&TlsOptions {
+        ca_file: account.account.ca_file.clone(),
+        insecure: account.insecure,
+    })?)
+}
+
+fn smtp_sender(args: &Args, account: &ResolvedAccount, url: SmtpUrl) -> anyhow::Result<Sender> {
+    let auth = credentials(account, url.user.as_deref(), &url.display())?;
+    let tls = tls_config(account)?;
+    let settings = Settings {
+        tls,
+        insecure: account.insecure,
+        helo: host_name(),
+        auth,
+        timeout: seconds(args.timeout),
+    };
+    let retry = Retry {
+        retries: args.retries,
+        wait: seconds(args.retry_wait),
+    };
+    Ok(Sender::new(url, settings, retry))
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::from_secs(60))
+}
+
+fn inject(
+    args: &Args,
+    account: &ResolvedAccount,
+    targets: &[Target],
+    message: &Composed,
+) -> anyhow::Result<Exit> {
+    if message.envelope.to.is_empty() && targets.iter().any(Target::needs_envelope) {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "recipients",
+            "none given: name at least one RCPT (or -c, -b; with --raw, -t)",
+        )
+        .into());
+    }
+    if message.envelope.from.is_empty() && targets.iter().any(Target::needs_envelope) {
+        return Err(Error::new(ErrorKind::Usage, "sender", "none known: give -r ADDRESS").into());
+    }
+    let mut out = cli::PathOutput::stdout(false);
+    let mut results = Vec::new();
+    let mut exit = Exit::Ok;
+    for target in targets {
+        let name = target.name();
+        let outcome: anyhow::Result<serde_json::Value> = match target {
+            Target::Output(p) if p.as_os_str() == "-" => {
+                let mut stdout = io::stdout().lock();
+                stdout
+                    .write_all(&message.bytes)
+                    .and_then(|()| stdout.flush())
+                    .map_err(|e| Error::io(ErrorKind::CannotCreate, "stdout", e))?;
+                Ok(json!({"target": "stdout", "status": "written"}))
+            }
+            Target::Output(p) => queue::write_atomically(p, &message.bytes)
+                .map(|()| json!({"target": name, "status": "written", "path": p}))
+                .map_err(Into::into),
+            Target::Maildir(dir) => Maildir::create(dir)
+                .and_then(|md| md.deliver(&message.bytes))
+                .map_err(anyhow::Error::from)
+                .and_then(|path| {
+                    out.path(&path).and_then(|()| out.flush())?;
+                    Ok(json!({"target": name, "status": "delivered", "path": path}))
+                }),
+            Target::Smtp(url) => send_smtp(args, account, url.clone(), message),
+            Target::Sendmail(path) => sendmail::pipe(path, &message.envelope, &message.bytes)
+                .map_err(anyhow::Error::from)
+                .map(|()| json!({"target": name, "status": "sent"})),
+            Target::Imap(url, folder) => append_imap(args, account, url, folder, message)
+                .map(|()| json!({"target": name, "status": "appended"})),
+        };
+        match outcome {
+            Ok(value) => {
+                if args.log.verbose > 0 {
+                    let status = value["status"].as_str().unwrap_or("done");
+                    let reply = value["reply"]
+                        .as_str()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    eprintln!("{PROGRAM}: {name}: {status}{reply}");
+                }
+                results.push(value);
+            }
+            Err(err) => {
+                if mailbot::exit::is_broken_pipe(err.as_ref()) {
+                    return Err(err);
+                }
+                let code = exit_of(&err);
+                cli::report(PROGRAM, &err);
+                exit = exit.worse(code);
+                let queued = err
+                    .downcast_ref::<Queued>()
+                    .map(|q| q.path.display().to_string());
+                results.push(json!({
+                    "target": name,
+                    "status": if queued.is_some() { "queued" } else { "failed" },
+                    "exit": code.code(),
+                    "error": format!("{err:#}"),
+                    "path": queued,
+                }));
+            }
+        }
+    }
+    if args.json {
+        out.line(&json!({"message_id": message.message_id, "targets": results}).to_string())?;
+        out.flush()?;
+    }
+    Ok(exit)
+}
+
+/// A temporary SMTP failure after which the message went into the outbox.
+#[derive(Debug)]
+struct Queued {
+    path: PathBuf,
+    cause: Error,
+}
+
+impl std::fmt::Display for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; queued as {}",
+            chain(&self.cause),
+            self.path.display()
+        )
+    }
+}
+
+// The cause is part of the text, so it is not also a `source()`.
+impl std::error::Error for Queued {}
+
+/// The exit status an error means; a queued message keeps its cause's.
+fn exit_of(err: &anyhow::Error) -> Exit {
+    match err.downcast_ref::<Queued>() {
+        Some(q) => q.cause.exit(),
+        None => mailbot::exit::exit_for(err.as_ref()),
+    }
+}
+
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        parts.push(e.to_string());
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+fn send_smtp(
+    args: &Args,
+    account: &ResolvedAccount,
+    url: SmtpUrl,
+    message: &Composed,
+) -> anyhow::Result<serde_json::Value> {
+    let name = url.display();
+    let mut sender = smtp_sender(args, account, url)?;
+    match sender.send(&message.envelope, &message.bytes) {
+        Ok(reply) => {
+            sender.finish();
+            Ok(json!({"target": name, "status": "sent", "reply": reply.to_string()}))
+        }
+        Err(e) if e.is_temporary() && args.queue.is_some() => {
+            let dir = args.queue.as_deref().unwrap_or(Path::new("."));
+            let path = Outbox::create(dir)?.enqueue(&message.bytes, &message.envelope)?;
+            // Displayed as the cause plus where it was kept; the exit code
+            // stays the cause's (75).
+            Err(anyhow::Error::new(Queued { path, cause: e }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn append_imap(
+    args: &Args,
+    account: &ResolvedAccount,
+    url: &ImapUrl,
+    folder: &str,
+    message: &Composed,
+) -> anyhow::Result<()> {
+    let auth = credentials(account, url.user.as_deref(), &url.display())?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            url.display(),
+            "IMAP needs a user: put it in the URL or give --user",
+        )
+    })?;
+    let mut session = imap::Session::connect(
+        url,
+        &tls_config(account)?,
+        &auth,
+        seconds(args.timeout),
+        account.insecure,
+    )?;
+    session.append(folder, &message.bytes)?;
+    session.logout();
+    Ok(())
+}
+
+// --------------------------------------------------------------- flush
+
+fn flush(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Exit> {
+    let dir = args.queue.as_deref().unwrap_or(Path::new("."));
+    let Some(url) = &account.account.smtp else {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--flush",
+            "needs --smtp URL (or an account with smtp)",
+        )
+        .into());
+    };
+    let url = SmtpUrl::parse(url)?;
+    let outbox = Outbox::create(dir)?;
+    // Connects only when there is something to send.
+    let mut sender: Option<Sender> = None;
+    let report = outbox.flush(|envelope, bytes| {
+        if sender.is_none() {
+            sender = Some(
+                smtp_sender(args, account, url.clone())
+                    .map_err(|e| Error::new(ErrorKind::Config, url.display(), format!("{e:#}")))?,
+            );
+        }
+        match &mut sender {
+            Some(s) => s.send(envelope, bytes).map(|reply| reply.to_string()),
+            None => unreachable!(),
+        }
+    })?;
+    if let Some(s) = sender {
+        s.finish();
+    }
+    if args.log.verbose > 0 {
+        for (path, reply) in &report.sent {
+            eprintln!("{PROGRAM}: {}: sent ({reply})", path.display());
+        }
+    }
+    for (path, e) in &report.failed {
+        eprintln!("{PROGRAM}: {}: {}", path.display(), chain(e));
+    }
+    if report.remaining > 0 {
+        eprintln!(
+            "{PROGRAM}: {}: {} sent, {} still queued",
+            dir.display(),
+            report.sent.len(),
+            report.remaining
+        );
+    }
+    Ok(report.exit())
+}
+
+// --------------------------------------------------------------- batch
+
+fn batch_message(line: &str, default_from: Option<&str>) -> anyhow::Result<Composed> {
+    let draft = batch::draft_from_line(line, default_from)?;
+    let pins = Pins {
+        host: host_name(),
+        ..Pins::default()
+    };
+    Ok(compose::compose(&draft, &pins)?)
+}
+
+fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Result<Exit> {
+    let Some(url) = &account.account.smtp else {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--batch",
+            "needs --smtp URL (or an account with smtp)",
+        )
+        .into());
+    };
+    let url = SmtpUrl::parse(url)?;
+    let text = if path.as_os_str() == "-" {
+        String::from_utf8_lossy(&read_stdin()?).into_owned()
+    } else {
+        read_text(path, "the batch")?
+    };
+    let default_from = args.from.clone().or_else(|| default_from(account));
+    let mut sender = smtp_sender(args, account, url)?;
+    let outbox = args.queue.as_deref().map(Outbox::create).transpose()?;
+    let mut out = cli::PathOutput::stdout(false);
+    let (mut total, mut sent) = (0usize, 0usize);
+    let mut codes: Vec<Exit> = Vec::new();
+    // After a failure that every later message would meet too (bad
+    // credentials, TLS), the rest are not tried.
+    let mut fatal: Option<(ErrorKind, String)> = None;
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        total += 1;
+        let number = index + 1;
+        let object = format!("{}:{number}", path.display());
+        let mut message_id = None;
+        let outcome: anyhow::Result<()> = match &fatal {
+            Some((kind, why)) => Err(anyhow::anyhow!(Error::new(
+                *kind,
+                "",
+                format!("not tried: {why}")
+            ))),
+            None => batch_message(line, default_from.as_deref()).and_then(|m| {
+                message_id = m.message_id.clone();
+                match sender.send(&m.envelope, &m.bytes) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_temporary() && outbox.is_some() => {
+                        let path = outbox
+                            .as_ref()
+                            .map(|o| o.enqueue(&m.bytes, &m.envelope))
+                            .transpose()?
+                            .unwrap_or_default();
+                        Err(anyhow::Error::new(Queued { path, cause: e }))
+                    }
+                    Err(e) => {
+                        if batch::fails_the_rest(e.kind()) {
+                            fatal = Some((e.kind(), chain(&e)));
+                        }
+                        Err(e.into())
+                    }
+                }
+            }),
+        };
+        let result = match outcome {
+            Ok(()) => {
+                sent += 1;
+                json!({"line": number, "status": "sent", "message_id": message_id})
+            }
+            Err(err) => {
+                let code = exit_of(&err);
+                codes.push(code);
+                let queued = err
+                    .downcast_ref::<Queued>()
+                    .map(|q| q.path.display().to_string());
+                if !args.json {
+                    eprintln!("{PROGRAM}: {object}: {err:#}");
+                }
+                json!({
+                    "line": number,
+                    "status": if queued.is_some() { "queued" } else { "failed" },
+                    "exit": code.code(),
+                    "error": format!("{err:#}"),
+                    "message_id": message_id,
+                    "path": queued,
+                })
+            }
+        };
+        if args.json {
+            out.line(&result.to_string())?;
+            out.flush()?;
+        }
+    }
+    sender.finish();
+    if args.log.verbose > 0 {
+        eprintln!("{PROGRAM}: {}: {sent} of {total} sent", path.display());
+    }
+    Ok(batch::overall_exit(sent, &codes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn a_bare_sendmail_never_takes_a_recipient_for_its_path() {
+        let args = Args::try_parse_from(["mail-inject", "--sendmail", "b@x.test"]).unwrap();
+        assert_eq!(args.sendmail, Some(PathBuf::from("/usr/sbin/sendmail")));
+        assert_eq!(args.recipients, ["b@x.test"]);
+        let args = Args::try_parse_from(["mail-inject", "--sendmail=/bin/sm", "b@x.test"]).unwrap();
+        assert_eq!(args.sendmail, Some(PathBuf::from("/bin/sm")));
+    }
+}

@@ -1,0 +1,313 @@
+//! TLS client set-up shared by the protocol clients: a rustls
+//! configuration that trusts the bundled Mozilla roots (webpki-roots) or
+//! exactly the certificates of a `--ca-file`, and, only when `--insecure`
+//! is asked for by name, one that accepts any certificate. Also the
+//! handshake itself and the test that tells a TLS failure (exit 76) from
+//! a network one (exit 75).
+//!
+//! It does not read system certificate stores, do client certificates or
+//! pin keys.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A TLS stream over TCP.
+pub type TlsStream = rustls::StreamOwned<ClientConnection, TcpStream>;
+
+/// How to verify servers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Trust exactly the certificates in this PEM file instead of the
+    /// bundled roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (tests only).
+    pub insecure: bool,
+}
+
+/// The rustls client configuration for `options`.
+///
+/// A CA file that cannot be read or holds no certificate is a
+/// configuration error (exit 78) naming the file.
+pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::Tls, "TLS", e.to_string()))?;
+    let config = if options.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        let roots = match &options.ca_file {
+            Some(path) => roots_from_pem(path)?,
+            None => RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+        };
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+fn roots_from_pem(path: &Path) -> Result<RootCertStore> {
+    let object = path.display().to_string();
+    let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+        Error::new(ErrorKind::Config, &object, "cannot read CA file").with_source(e)
+    })?;
+    let mut roots = RootCertStore::empty();
+    for cert in certs {
+        let cert =
+            cert.map_err(|e| Error::new(ErrorKind::Config, &object, "bad PEM").with_source(e))?;
+        roots.add(cert).map_err(|e| {
+            Error::new(ErrorKind::Config, &object, "unusable CA certificate").with_source(e)
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            object,
+            "holds no PEM certificate",
+        ));
+    }
+    Ok(roots)
+}
+
+/// Runs the TLS handshake over `tcp` for `host` and returns the stream.
+/// A refused or unverifiable certificate is a `Tls` error (exit 76); a
+/// connection lost during the handshake is `Temporary` (exit 75).
+/// `object` names the server in errors.
+pub fn handshake(
+    mut tcp: TcpStream,
+    host: &str,
+    config: &Arc<ClientConfig>,
+    object: &str,
+) -> Result<TlsStream> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| Error::new(ErrorKind::Usage, object, "bad server name").with_source(e))?;
+    let mut conn = ClientConnection::new(config.clone(), name)
+        .map_err(|e| Error::new(ErrorKind::Tls, object, "TLS set-up failed").with_source(e))?;
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut tcp) {
+            return Err(tls_error(object, e));
+        }
+    }
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+/// Classifies an I/O error met during a handshake: rustls's own errors
+/// (bad certificate, alert from the server) are `Tls`, the rest network.
+fn tls_error(object: &str, e: io::Error) -> Error {
+    let ours = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some();
+    if ours {
+        Error::new(ErrorKind::Tls, object, "TLS handshake failed").with_source(e)
+    } else {
+        Error::new(
+            ErrorKind::Temporary,
+            object,
+            "connection lost during TLS handshake",
+        )
+        .with_source(e)
+    }
+}
+
+/// A protocol client's connection: plain (before STARTTLS) or TLS.
+#[derive(Debug)]
+pub enum Wire {
+    /// Cleartext TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream>),
+    /// Only for the moment the plain stream moves into TLS.
+    Closed,
+}
+
+impl Wire {
+    /// Upgrades a plain connection to TLS in place (STARTTLS). The
+    /// caller must have checked that nothing is buffered above it.
+    pub fn start_tls(
+        &mut self,
+        host: &str,
+        config: &Arc<ClientConfig>,
+        object: &str,
+    ) -> Result<()> {
+        match std::mem::replace(self, Wire::Closed) {
+            Wire::Plain(tcp) => {
+                *self = Wire::Tls(Box::new(handshake(tcp, host, config, object)?));
+                Ok(())
+            }
+            other => {
+                *self = other;
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    object,
+                    "STARTTLS on a TLS connection",
+                ))
+            }
+        }
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Wire::Tls(_))
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+            Wire::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+            Wire::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+            Wire::Closed => Ok(()),
+        }
+    }
+}
+
+/// Opens a TCP connection to `host:port` (each resolved address in
+/// turn) with `timeout` for the connect and for every read and write.
+/// Failures are `Temporary` (exit 75): the server may be back later.
+pub fn connect_tcp(host: &str, port: u16, timeout: Duration, object: &str) -> Result<TcpStream> {
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::new(ErrorKind::Temporary, object, "cannot resolve the host").with_source(e)
+        })?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                tcp.set_read_timeout(Some(timeout))
+                    .and_then(|()| tcp.set_write_timeout(Some(timeout)))
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Temporary, object, "socket").with_source(e)
+                    })?;
+                return Ok(tcp);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"));
+    Err(Error::new(ErrorKind::Temporary, object, "cannot connect").with_source(e))
+}
+
+/// `--insecure`: accepts every certificate, but still checks that the
+/// server's handshake signatures are valid for the certificate it sent.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_roots_and_insecure_build() {
+        client_config(&TlsOptions::default()).unwrap();
+        client_config(&TlsOptions {
+            insecure: true,
+            ..TlsOptions::default()
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn bad_ca_files_are_configuration_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.pem");
+        let err = client_config(&TlsOptions {
+            ca_file: Some(missing),
+            insecure: false,
+        })
+        .unwrap_err();
+        assert_eq!(err.exit().code(), 78);
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = client_config(&TlsOptions {
+            ca_file: Some(empty.clone()),
+            insecure: false,
+        })
+        .unwrap_err();
+        assert_eq!(err.exit().code(), 78);
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+    }
+}
