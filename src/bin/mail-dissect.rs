@@ -230,15 +230,9 @@ fn main() -> ExitCode {
 }
 
 fn run(plan: Plan) -> anyhow::Result<Exit> {
-    // Writing is mostly waiting for the disk (fsync, directory updates):
-    // twice as many workers as cores keeps both cores busy. The pool is
-    // global; a second initialisation (tests) is harmless.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(cores * 2)
-            .build_global();
-    }
+    // Parsing, decoding and hashing are the work: one worker per core.
+    // The pool is built only for a batch of several messages, so a
+    // single message (a loop over files, a pipeline) starts no threads.
     let mut run = Run {
         plan: &plan,
         out: PathOutput::stdout(plan.null),
@@ -250,6 +244,8 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
     let items = run.expand_all(&plan.inputs);
     prepare_output(&plan.target)?;
     run.process(items)?;
+    // Files are flushed to disk once per batch, not one by one.
+    dissect::sync_output(&plan.target)?;
     if plan.stdin_paths {
         // Paths are dissected as they come (a producer like
         // `mail-sync --watch` never ends its output), batched by what is
@@ -265,6 +261,7 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
             }
             let items = run.expand_all(&batch);
             run.process(items)?;
+            dissect::sync_output(&plan.target)?;
         }
     }
     let Run {
@@ -312,28 +309,31 @@ impl Run<'_> {
     /// input order. Only a failure to write stdout ends the run.
     fn process(&mut self, items: Vec<Item>) -> anyhow::Result<()> {
         let plan = self.plan;
-        let threads = rayon::current_num_threads().max(1);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut items = items.into_iter().peekable();
         while items.peek().is_some() {
             let chunk = next_chunk(&mut items, threads * 4);
-            let results: Vec<(String, anyhow::Result<Written>)> = chunk
-                .into_par_iter()
-                .map(|item| {
-                    let name = item.name();
-                    let result = if plan.flat {
-                        // Flat output is written in input order below, so
-                        // the same names always get the same numbers.
-                        dissect_item(item, &plan.options).map(|d| Pending::Flat(Box::new(d)))
-                    } else {
-                        dissect_item(item, &plan.options).and_then(|d| {
-                            dissect::write_dissection(&d, Target::PerMessage(&plan.target))
-                                .map(Pending::Done)
-                                .map_err(Into::into)
-                        })
-                    };
-                    (name, result)
-                })
-                .collect::<Vec<_>>()
+            let one = |item: Item| {
+                let name = item.name();
+                let result = if plan.flat {
+                    // Flat output is written in input order below, so
+                    // the same names always get the same numbers.
+                    dissect_item(item, &plan.options).map(|d| Pending::Flat(Box::new(d)))
+                } else {
+                    dissect_item(item, &plan.options).and_then(|d| {
+                        dissect::write_dissection(&d, Target::PerMessage(&plan.target))
+                            .map(Pending::Done)
+                            .map_err(Into::into)
+                    })
+                };
+                (name, result)
+            };
+            let dissected: Vec<(String, anyhow::Result<Pending>)> = if chunk.len() == 1 {
+                chunk.into_iter().map(one).collect()
+            } else {
+                chunk.into_par_iter().map(one).collect()
+            };
+            let results: Vec<(String, anyhow::Result<Written>)> = dissected
                 .into_iter()
                 .map(|(name, r)| {
                     let r = r.and_then(|p| match p {

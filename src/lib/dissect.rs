@@ -47,7 +47,9 @@ use crate::file_name::sanitize_file_name;
 use crate::mime::{self, Defect, DefectKind, Headers, PartKind};
 
 pub use sniff::{extension_for, sniff};
-pub use write::{Target, Written, WrittenFile, folder_name, remove_stale_temps, write_dissection};
+pub use write::{
+    Target, Written, WrittenFile, folder_name, remove_stale_temps, sync_output, write_dissection,
+};
 
 /// What to extract. The default is everything: all attachments, the
 /// bodies, default limits.

@@ -3,21 +3,32 @@
 //! flat folder.
 //!
 //! Every file is written under a temporary name in the same folder
-//! (created with `create_new`), flushed, then hard-linked to its final
-//! name, which fails rather than replace anything — so a failure never
-//! leaves a partial file, an existing file is never overwritten, and a
-//! symlink planted under a final name is never followed (the link call
-//! fails on any existing name, symlinks included). A name already taken
-//! gets ` (1)`, ` (2)`, ... before its extension; a file already there with
-//! the very same bytes is reused instead, so a re-run duplicates nothing.
+//! (created with `create_new`), then hard-linked to its final name, which
+//! fails rather than replace anything — so a failure never leaves a
+//! partial file, an existing file is never overwritten, and a symlink
+//! planted under a final name is never followed (the link call fails on
+//! any existing name, symlinks included). A name already taken gets
+//! ` (1)`, ` (2)`, ... before its extension; a file already there with the
+//! very same bytes is reused instead, so a re-run duplicates nothing.
 //!
 //! The per-message folder is named from the message alone
-//! ([`folder_name`]); `message.json` is written last. A folder whose
-//! `message.json` records the same selection (types, bodies) is a message
-//! already done: it is left untouched and the files it lists are reported
-//! again. With another selection the message is dissected again, files
-//! with the same bytes are reused, and `message.json` is replaced (it
-//! describes the latest run).
+//! ([`folder_name`]) and locked while it is written, so two workers given
+//! the same message never interleave; `message.json` is written last.
+//! A folder whose `message.json` records the same selection (types,
+//! bodies) and whose listed files are all there with their sizes is a
+//! message already done: it is left untouched and the files it lists are
+//! reported again. With another selection the message is dissected again,
+//! files with the same bytes are reused, and `message.json` is replaced
+//! (it describes the latest run). A folder without a readable
+//! `message.json`, or with a listed file missing or of the wrong size, is
+//! what an interrupted run left: its files are removed and the message is
+//! written again.
+//!
+//! Nothing here flushes file contents to disk one by one: that is what
+//! made dissecting slower than the tools it replaces. A caller that needs
+//! the files to survive a crash calls [`sync_output`] once for a whole
+//! batch; a crash before that leaves at worst a folder that the next run
+//! recognises as incomplete and writes again.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -126,7 +137,7 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
     // Create first: the common case (a new message) costs one call, and
     // a name that exists is then checked to be a real folder, not a
     // symlink planted to send our files elsewhere.
-    let fresh = match fs::create_dir(&folder) {
+    let created = match fs::create_dir(&folder) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             let m = fs::symlink_metadata(&folder).map_err(|e| Error::writing(&folder, e))?;
@@ -137,17 +148,27 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
                     "exists and is not a folder (a symlink is never followed)",
                 ));
             }
-            remove_stale_temps(&folder);
-            if let Ok(m) = fs::symlink_metadata(&json_path)
-                && m.is_file()
-                && let Some(done) = already_written(&folder, &json_path, &d.selection)
-            {
-                return Ok(done);
-            }
             false
         }
         Err(e) => return Err(Error::writing(&folder, e)),
     };
+    // Held until the folder is complete: another worker (or process)
+    // given the same message waits here, then finds it done.
+    let lock = File::open(&folder).map_err(|e| Error::writing(&folder, e))?;
+    lock.lock().map_err(|e| Error::writing(&folder, e))?;
+    let mut fresh = created;
+    if !created {
+        remove_stale_temps(&folder);
+        match earlier_run(&folder, &json_path) {
+            Earlier::Complete(done) if done.selection == d.selection => return Ok(done.written),
+            // Same files, other selection: reuse what is there.
+            Earlier::Complete(_) => {}
+            Earlier::Incomplete => {
+                clear_folder(&folder)?;
+                fresh = true;
+            }
+        }
+    }
     let mut claimed: HashSet<String> = HashSet::new();
     // Reserved for the report, whatever an attachment is called.
     claimed.insert("message.json".into());
@@ -176,7 +197,7 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
     let mut text = json.clone();
     text.push('\n');
     replace_report(&folder, &json_path, text.as_bytes())?;
-    crate::maildir::sync_dir(&folder)?;
+    drop(lock);
     Ok(Written {
         folder,
         files,
@@ -231,22 +252,65 @@ fn report_json(d: &Dissection, folder: &Path, files: &[WrittenFile]) -> Result<S
         .map_err(|e| Error::new(ErrorKind::BadInput, "message.json", e.to_string()))
 }
 
-/// The earlier run's result, when `message.json` is readable and records
-/// the same selection.
-fn already_written(folder: &Path, json_path: &Path, selection: &Selection) -> Option<Written> {
-    let json = fs::read_to_string(json_path).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&json).ok()?;
-    let recorded: Selection = serde_json::from_value(value.get("selection")?.clone()).ok()?;
-    if &recorded != selection {
-        return None;
+/// What an earlier run left in a message folder.
+enum Earlier {
+    /// `message.json` is readable and every file it lists is there with
+    /// its size.
+    Complete(Box<EarlierRun>),
+    /// Anything else: an interrupted run.
+    Incomplete,
+}
+
+struct EarlierRun {
+    selection: Selection,
+    written: Written,
+}
+
+fn earlier_run(folder: &Path, json_path: &Path) -> Earlier {
+    let read = || -> Option<EarlierRun> {
+        let json = fs::read_to_string(json_path).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+        let selection: Selection = serde_json::from_value(value.get("selection")?.clone()).ok()?;
+        let files: Vec<WrittenFile> = serde_json::from_value(value.get("files")?.clone()).ok()?;
+        // A crash before the data reached the disk shows as a file that
+        // is empty or short: the size is the check that catches it.
+        let intact = files
+            .iter()
+            .all(|f| fs::symlink_metadata(&f.path).is_ok_and(|m| m.is_file() && m.len() == f.size));
+        intact.then(|| EarlierRun {
+            selection,
+            written: Written {
+                folder: folder.to_path_buf(),
+                files,
+                skipped: true,
+                json: json.trim_end().to_string(),
+            },
+        })
+    };
+    match read() {
+        Some(run) => Earlier::Complete(Box::new(run)),
+        None => Earlier::Incomplete,
     }
-    let files: Vec<WrittenFile> = serde_json::from_value(value.get("files")?.clone()).ok()?;
-    Some(Written {
-        folder: folder.to_path_buf(),
-        files,
-        skipped: true,
-        json: json.trim_end().to_string(),
-    })
+}
+
+/// Removes what an interrupted run left in a message folder (files and
+/// links; a folder inside is not ours and stays).
+fn clear_folder(folder: &Path) -> Result<()> {
+    let entries = fs::read_dir(folder).map_err(|e| Error::writing(folder, e))?;
+    for e in entries {
+        let e = e.map_err(|e| Error::writing(folder, e))?;
+        if e.file_type().is_ok_and(|t| !t.is_dir()) {
+            fs::remove_file(e.path()).map_err(|err| Error::writing(&e.path(), err))?;
+        }
+    }
+    Ok(())
+}
+
+/// Flushes everything written on the file system that holds `dir` to
+/// disk, in one call: what makes a whole run of writes durable.
+pub fn sync_output(dir: &Path) -> Result<()> {
+    let handle = File::open(dir).map_err(|e| Error::writing(dir, e))?;
+    rustix::fs::syncfs(&handle).map_err(|e| Error::writing(dir, e.into()))
 }
 
 /// Writes `message.json`, replacing an earlier one (ours) atomically; the
@@ -267,7 +331,6 @@ fn replace_report(folder: &Path, json_path: &Path, text: &[u8]) -> Result<()> {
                 .open(&tmp.path)
                 .map_err(|e| Error::writing(&tmp.path, e))?;
             f.write_all(text)
-                .and_then(|()| f.sync_all())
                 .map_err(|e| Error::writing(&tmp.path, e))?;
             // rename replaces the directory entry itself, never a symlink's target.
             fs::rename(&tmp.path, json_path).map_err(|e| Error::writing(json_path, e))
@@ -288,9 +351,6 @@ fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
             a.declared_name.clone(),
             &a.data,
         ));
-    }
-    if !files.is_empty() {
-        crate::maildir::sync_dir(dir)?;
     }
     let json = report_json(d, dir, &files)?;
     Ok(Written {
@@ -448,8 +508,8 @@ impl Drop for TempFile {
 }
 
 /// Writes `data` to `dir/name`, which must not exist: temporary file,
-/// fsync, hard link to the final name (fails on any existing name,
-/// symlinks included), remove the temporary name.
+/// hard link to the final name (fails on any existing name, symlinks
+/// included), remove the temporary name.
 fn write_new(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
     let tmp = TempFile {
         path: dir.join(temp_name()),
@@ -459,7 +519,6 @@ fn write_new(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
         .create_new(true)
         .open(&tmp.path)?;
     f.write_all(data)?;
-    f.sync_all()?;
     drop(f);
     let target = dir.join(name);
     match fs::hard_link(&tmp.path, &target) {
@@ -525,6 +584,44 @@ mod tests {
         let again = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
         assert!(!again.skipped);
         assert_eq!(listing(&w.folder).len(), 4);
+    }
+
+    #[test]
+    fn folder_damaged_by_a_crash_is_written_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dissect_bytes(MSG, &Options::all());
+        let w = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        let before = listing(&w.folder);
+        // What a power loss before the data reached the disk leaves: the
+        // names and message.json are there, a file is empty.
+        let victim = &w.files[1].path;
+        let good = fs::read(victim).unwrap();
+        fs::write(victim, b"").unwrap();
+        let again = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        assert!(!again.skipped, "a damaged folder is not a finished one");
+        assert_eq!(fs::read(victim).unwrap(), good);
+        assert_eq!(listing(&w.folder), before, "no numbered duplicates");
+        // An unreadable message.json counts as damage too.
+        fs::write(w.folder.join("message.json"), b"{\"trunc").unwrap();
+        let third = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
+        assert!(!third.skipped);
+        assert_eq!(listing(&w.folder), before);
+        assert!(write_dissection(&d, Target::PerMessage(tmp.path())).unwrap().skipped);
+    }
+
+    #[test]
+    fn the_same_message_twice_at_once_is_written_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dissect_bytes(MSG, &Options::all());
+        let results: Vec<Written> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| write_dissection(&d, Target::PerMessage(tmp.path()))))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|w| !w.skipped).count(), 1);
+        assert_eq!(listing(&results[0].folder).len(), 4);
+        sync_output(tmp.path()).unwrap();
     }
 
     #[test]
