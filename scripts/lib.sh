@@ -20,7 +20,9 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 }
 
-# The packages building and testing mailbot needs.
+# The packages building and testing mailbot needs (used by the scripts that
+# source this file).
+# shellcheck disable=SC2034
 BUILD_PACKAGES=(pkg-config libnotmuch-dev notmuch)
 
 ensure_cargo() {
