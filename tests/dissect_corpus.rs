@@ -133,27 +133,6 @@ impl Tally {
     }
 }
 
-fn base64_encode(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len() / 3 * 4 + 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(T[((v >> (18 - 6 * k)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn squeeze(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
 }
@@ -912,7 +891,7 @@ fn tnef_verdammelt() {
         let stem = stream.file_stem().unwrap().to_string_lossy().into_owned();
         let data = fs::read(&stream).unwrap();
         let mut message = b"Subject: tnef\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nsee attachment\n--b\nContent-Type: application/ms-tnef; name=winmail.dat\nContent-Transfer-Encoding: base64\n\n".to_vec();
-        let encoded = base64_encode(&data);
+        let encoded = mailbot::compose::base64_encode(&data);
         for line in encoded.as_bytes().chunks(76) {
             message.extend_from_slice(line);
             message.push(b'\n');
