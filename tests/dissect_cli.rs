@@ -102,6 +102,17 @@ fn the_course_step_pdf_back_byte_identical() {
     let folder = tmp.path().join(pdf).parent().unwrap().to_path_buf();
     assert!(folder.join("message.json").is_file());
     assert!(folder.join("body.txt").is_file());
+    // --sync flushes with syncfs before the end; the output is the same.
+    let out = expect(
+        tmp.path(),
+        &["--sync", "--out", "synced", eml.to_str().unwrap()],
+        b"",
+        0,
+    );
+    let synced = lines(&out);
+    let pdf = synced.iter().find(|p| p.ends_with("invoice.pdf")).unwrap();
+    assert!(pdf.starts_with("synced/"), "{pdf}");
+    assert_eq!(fs::read(tmp.path().join(pdf)).unwrap(), original_pdf());
 }
 
 #[test]

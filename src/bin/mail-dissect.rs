@@ -98,6 +98,12 @@ struct Args {
     /// already there from an earlier run are not run again.
     #[arg(long, value_name = "TEMPLATE", conflicts_with = "print_cmd")]
     exec: Option<String>,
+    /// Flush the files to disk (one syncfs) before ending, for when the
+    /// messages are deleted afterwards. Without it the kernel writes them
+    /// in its own time, as ripmime's and munpack's files; a folder a crash
+    /// left short is written again by the next run.
+    #[arg(long, env = "MAILBOT_DISSECT_SYNC")]
+    sync: bool,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -123,6 +129,7 @@ struct Plan {
     options: Options,
     output: Output,
     exec: Option<String>,
+    sync: bool,
 }
 
 impl Args {
@@ -192,6 +199,7 @@ impl Args {
             },
             output,
             exec: self.exec,
+            sync: self.sync,
         })
     }
 }
@@ -244,8 +252,7 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
     let items = run.expand_all(&plan.inputs);
     prepare_output(&plan.target)?;
     run.process(items)?;
-    // Files are flushed to disk once per batch, not one by one.
-    dissect::sync_output(&plan.target)?;
+    run.sync()?;
     if plan.stdin_paths {
         // Paths are dissected as they come (a producer like
         // `mail-sync --watch` never ends its output), batched by what is
@@ -261,7 +268,7 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
             }
             let items = run.expand_all(&batch);
             run.process(items)?;
-            dissect::sync_output(&plan.target)?;
+            run.sync()?;
         }
     }
     let Run {
@@ -362,6 +369,15 @@ impl Run<'_> {
                 }
             }
             self.out.flush().context("stdout")?;
+        }
+        Ok(())
+    }
+
+    /// With `--sync`, flushes what was written to disk: one call for the
+    /// whole batch, never one per file.
+    fn sync(&self) -> anyhow::Result<()> {
+        if self.plan.sync {
+            dissect::sync_output(&self.plan.target)?;
         }
         Ok(())
     }

@@ -26,9 +26,10 @@
 //!
 //! Nothing here flushes file contents to disk one by one: that is what
 //! made dissecting slower than the tools it replaces. A caller that needs
-//! the files to survive a crash calls [`sync_output`] once for a whole
-//! batch; a crash before that leaves at worst a folder that the next run
-//! recognises as incomplete and writes again.
+//! the files to survive a crash (before deleting the message, say) calls
+//! [`sync_output`] once for a whole batch; a crash before that leaves at
+//! worst a folder that the next run recognises as incomplete and writes
+//! again.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -606,7 +607,11 @@ mod tests {
         let third = write_dissection(&d, Target::PerMessage(tmp.path())).unwrap();
         assert!(!third.skipped);
         assert_eq!(listing(&w.folder), before);
-        assert!(write_dissection(&d, Target::PerMessage(tmp.path())).unwrap().skipped);
+        assert!(
+            write_dissection(&d, Target::PerMessage(tmp.path()))
+                .unwrap()
+                .skipped
+        );
     }
 
     #[test]
@@ -617,7 +622,10 @@ mod tests {
             let workers: Vec<_> = (0..4)
                 .map(|_| scope.spawn(|| write_dissection(&d, Target::PerMessage(tmp.path()))))
                 .collect();
-            workers.into_iter().map(|w| w.join().unwrap().unwrap()).collect()
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap().unwrap())
+                .collect()
         });
         assert_eq!(results.iter().filter(|w| !w.skipped).count(), 1);
         assert_eq!(listing(&results[0].folder).len(), 4);
