@@ -250,7 +250,7 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
         skipped: 0,
     };
     let items = run.expand_all(&plan.inputs);
-    prepare_output(&plan.target)?;
+    prepare_output(&plan.target, plan.flat)?;
     run.process(items)?;
     run.sync()?;
     if plan.stdin_paths {
@@ -481,9 +481,15 @@ fn run_command(template: &str, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Creates the output folder and checks that files can be made in it.
-fn prepare_output(dir: &Path) -> anyhow::Result<()> {
+/// Only a flat folder holds temporary files of its own to clean up; in
+/// per-message output they sit in the message folders, and scanning a
+/// root of thousands of folders on every start would make a loop over
+/// messages slower with each message.
+fn prepare_output(dir: &Path, flat: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
-    dissect::remove_stale_temps(dir);
+    if flat {
+        dissect::remove_stale_temps(dir);
+    }
     let probe = dir.join(format!(".mail-dissect-probe-{}", std::process::id()));
     std::fs::OpenOptions::new()
         .write(true)
