@@ -16,7 +16,7 @@ use mailbot::batch;
 use mailbot::cli::{self, AccountArgs, LogArgs, ProcessEnv, ResolvedAccount};
 use mailbot::compose::{self, Address, Attachment, Composed, Draft, Pins};
 use mailbot::config::{self, Account};
-use mailbot::error::{Error, ErrorKind};
+use mailbot::error::{Error, ErrorKind, chain};
 use mailbot::exit::Exit;
 use mailbot::imap::{self, ImapUrl};
 use mailbot::maildir::Maildir;
@@ -651,16 +651,6 @@ fn exit_of(err: &anyhow::Error) -> Exit {
         Some(q) => q.cause.exit(),
         None => mailbot::exit::exit_for(err.as_ref()),
     }
-}
-
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        parts.push(e.to_string());
-        cur = e.source();
-    }
-    parts.join(": ")
 }
 
 fn send_smtp(

@@ -158,19 +158,21 @@ impl StdError for Error {
     }
 }
 
+/// An error and its causes on one line, `outer: inner: innermost`, as
+/// the binaries print them.
+pub fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        parts.push(e.to_string());
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn chain(err: &(dyn StdError + 'static)) -> String {
-        let mut parts = vec![err.to_string()];
-        let mut cur = err.source();
-        while let Some(e) = cur {
-            parts.push(e.to_string());
-            cur = e.source();
-        }
-        parts.join(": ")
-    }
 
     #[test]
     fn displays_object_detail_and_chain() {
