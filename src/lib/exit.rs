@@ -154,9 +154,8 @@ fn exit_for_io(err: &io::Error) -> Exit {
         | io::ErrorKind::NetworkUnreachable
         | io::ErrorKind::NetworkDown
         | io::ErrorKind::UnexpectedEof => Exit::TempFail,
-        io::ErrorKind::StorageFull
-        | io::ErrorKind::ReadOnlyFilesystem
-        | io::ErrorKind::AlreadyExists => Exit::CantCreate,
+        // A full disk, a read-only file system, a name taken and any
+        // other failure: the output could not be made.
         _ => Exit::CantCreate,
     }
 }
