@@ -579,13 +579,36 @@ pub fn unique_name() -> String {
         .unwrap_or_default();
     let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
     format!(
-        "{}.M{}P{}Q{}.{}",
+        "{}.M{:06}P{}Q{}.{}",
         now.as_secs(),
         now.subsec_micros(),
         std::process::id(),
         n,
         host_for_names()
     )
+}
+
+/// A sort key that puts unique names in delivery order: the seconds,
+/// the microseconds (`M`) and the per-process counter (`Q`) compared as
+/// numbers, so `Q10` comes after `Q9` and `M1000` after `M999`. Names
+/// in another shape sort after these, by name.
+pub fn delivery_order_key(unique: &str) -> (u64, u64, u64, u64, String) {
+    let mut parts = unique.splitn(3, '.');
+    let secs = parts.next().and_then(|s| s.parse::<u64>().ok());
+    let middle = parts.next().unwrap_or("");
+    let field = |tag: char| -> u64 {
+        middle
+            .split_once(tag)
+            .map(|(_, rest)| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().unwrap_or(0)
+            })
+            .unwrap_or(0)
+    };
+    match secs {
+        Some(secs) => (0, secs, field('M'), field('Q'), unique.to_string()),
+        None => (1, 0, 0, 0, unique.to_string()),
+    }
 }
 
 fn host_for_names() -> String {
@@ -601,6 +624,33 @@ fn host_for_names() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_order_compares_numbers_not_text() {
+        let mut names = vec![
+            "101.M5P1Q0.h",
+            "100.M999999P1Q9.h",
+            "100.M1000P1Q10.h",
+            "100.M1000P1Q9.h",
+            "100.M999P1Q11.h",
+            "foreign",
+        ];
+        names.sort_by_key(|n| delivery_order_key(n));
+        assert_eq!(
+            names,
+            [
+                "100.M999P1Q11.h",
+                "100.M1000P1Q9.h",
+                "100.M1000P1Q10.h",
+                "100.M999999P1Q9.h",
+                "101.M5P1Q0.h",
+                "foreign"
+            ]
+        );
+        let name = unique_name();
+        let micros = name.split_once(".M").unwrap().1.split_once('P').unwrap().0;
+        assert_eq!(micros.len(), 6, "{name}");
+    }
 
     fn corpus(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -87,10 +87,12 @@ impl Outbox {
         self.envelopes.join(format!("{unique}.json"))
     }
 
-    /// The queued messages, oldest name first. Envelopes left over from
-    /// messages already sent are removed on the way.
+    /// The queued messages, oldest first (by the time in their names,
+    /// compared as numbers). Envelopes left over from messages already
+    /// sent are removed on the way.
     pub fn list(&self) -> Result<Vec<Queued>> {
-        let entries = self.maildir.list()?;
+        let mut entries = self.maildir.list()?;
+        entries.sort_by_cached_key(|e| maildir::delivery_order_key(&e.unique));
         let mut queued = Vec::new();
         let mut uniques = std::collections::HashSet::new();
         for entry in entries {
