@@ -157,19 +157,21 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
     // given the same message waits here, then finds it done.
     let lock = File::open(&folder).map_err(|e| Error::writing(&folder, e))?;
     lock.lock().map_err(|e| Error::writing(&folder, e))?;
-    let mut fresh = created;
     if !created {
         remove_stale_temps(&folder);
-        match earlier_run(&folder, &json_path) {
-            Earlier::Complete(done) if done.selection == d.selection => return Ok(done.written),
-            // Same files, other selection: reuse what is there.
-            Earlier::Complete(_) => {}
-            Earlier::Incomplete => {
-                clear_folder(&folder)?;
-                fresh = true;
-            }
-        }
     }
+    // Checked even when this call created the folder: another worker can
+    // have taken the lock between our mkdir and our lock, and finished.
+    let fresh = match earlier_run(&folder, &json_path) {
+        Earlier::Complete(done) if done.selection == d.selection => return Ok(done.written),
+        // Same files, other selection: reuse what is there.
+        Earlier::Complete(_) => false,
+        // Whoever held the lock before us may have been killed halfway.
+        Earlier::Incomplete => {
+            clear_folder(&folder)?;
+            true
+        }
+    };
     let mut claimed: HashSet<String> = HashSet::new();
     // Reserved for the report, whatever an attachment is called.
     claimed.insert("message.json".into());
