@@ -6,6 +6,7 @@
 //! environment, config files it was not handed, or the terminal.
 
 pub mod batch;
+pub mod bot;
 pub mod cli;
 pub mod compose;
 pub mod config;
@@ -14,12 +15,14 @@ pub mod error;
 pub mod exit;
 pub mod file_name;
 pub mod imap;
+pub mod index;
 pub mod maildir;
 pub mod mime;
 pub mod queue;
 pub mod sendmail;
 pub mod shell;
 pub mod smtp;
+pub mod sync;
 pub mod tls;
 pub mod tnef;
 pub mod uuencode;

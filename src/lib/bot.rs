@@ -1,0 +1,1 @@
+//! mail-bot: rules, exactly-once state and actions over the local maildir.

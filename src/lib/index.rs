@@ -1,0 +1,1 @@
+//! mail-index: the notmuch index of a maildir (libnotmuch through the `notmuch` crate).

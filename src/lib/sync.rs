@@ -1,0 +1,1 @@
+//! mail-sync: IMAP ⇄ maildir synchronisation with per-folder state under `DIR/.mailbot/`.
