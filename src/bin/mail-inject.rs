@@ -15,14 +15,14 @@ use serde_json::json;
 use mailbot::batch;
 use mailbot::cli::{self, AccountArgs, LogArgs, ProcessEnv, ResolvedAccount};
 use mailbot::compose::{self, Address, Attachment, Composed, Draft, Pins};
-use mailbot::config::{self, Account};
+use mailbot::config::Account;
 use mailbot::error::{Error, ErrorKind, chain};
 use mailbot::exit::Exit;
 use mailbot::imap::{self, ImapUrl};
 use mailbot::maildir::Maildir;
 use mailbot::queue::{self, Outbox};
 use mailbot::sendmail;
-use mailbot::smtp::{Auth, Envelope, Retry, Sender, Settings, SmtpUrl};
+use mailbot::smtp::{Envelope, Retry, Sender, Settings, SmtpUrl};
 use mailbot::tls::{self, TlsOptions};
 
 const PROGRAM: &str = "mail-inject";
@@ -472,43 +472,6 @@ fn raw_message(args: &Args, from: Option<String>) -> anyhow::Result<Composed> {
 
 // -------------------------------------------------------------- inject
 
-/// The credentials for a server: XOAUTH2 when a token command is set,
-/// else the password when there is a user, else none.
-fn credentials(
-    account: &ResolvedAccount,
-    url_user: Option<&str>,
-    object: &str,
-) -> anyhow::Result<Option<Auth>> {
-    let user = url_user
-        .map(str::to_string)
-        .or_else(|| account.account.user.clone());
-    Ok(match (&account.account.oauth2_token_command, user) {
-        (Some(cmd), Some(user)) => Some(Auth::OAuth2 {
-            user,
-            token: config::secret_from_command(cmd, "--oauth2-token-command")?,
-        }),
-        (None, Some(user)) => {
-            let password = account.password()?.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Config,
-                    object,
-                    format!("no password for {user:?}: give --password-command, MAILBOT_PASSWORD or the account's password_command"),
-                )
-            })?;
-            Some(Auth::Password { user, password })
-        }
-        (Some(_), None) => {
-            return Err(Error::new(
-                ErrorKind::Config,
-                object,
-                "XOAUTH2 needs a user: put it in the URL or give --user",
-            )
-            .into());
-        }
-        (None, None) => None,
-    })
-}
-
 fn tls_config(account: &ResolvedAccount) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
     Ok(tls::client_config(&TlsOptions {
         ca_file: account.account.ca_file.clone(),
@@ -517,7 +480,7 @@ fn tls_config(account: &ResolvedAccount) -> anyhow::Result<std::sync::Arc<rustls
 }
 
 fn smtp_sender(args: &Args, account: &ResolvedAccount, url: SmtpUrl) -> anyhow::Result<Sender> {
-    let auth = credentials(account, url.user.as_deref(), &url.display())?;
+    let auth = account.credentials(url.user.as_deref(), &url.display())?;
     let tls = tls_config(account)?;
     let settings = Settings {
         tls,
@@ -684,13 +647,15 @@ fn append_imap(
     folder: &str,
     message: &Composed,
 ) -> anyhow::Result<()> {
-    let auth = credentials(account, url.user.as_deref(), &url.display())?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::Config,
-            url.display(),
-            "IMAP needs a user: put it in the URL or give --user",
-        )
-    })?;
+    let auth = account
+        .credentials(url.user.as_deref(), &url.display())?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                url.display(),
+                "IMAP needs a user: put it in the URL or give --user",
+            )
+        })?;
     let mut session = imap::Session::connect(
         url,
         &tls_config(account)?,

@@ -17,6 +17,7 @@ use clap::Parser;
 use crate::config::{self, Account, Config, Secret};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::{self, Exit};
+use crate::smtp::Auth;
 
 /// What binaries take from the process environment besides their flags.
 #[derive(Debug, Clone, Default)]
@@ -208,6 +209,40 @@ impl ResolvedAccount {
             return Ok(Some(p.clone()));
         }
         self.account.password()
+    }
+
+    /// The credentials for a server: XOAUTH2 when a token command is set,
+    /// else the password when there is a user (from the URL, else the
+    /// account), else none. A user without a password is a configuration
+    /// error (exit 78) naming `object`.
+    pub fn credentials(&self, url_user: Option<&str>, object: &str) -> Result<Option<Auth>> {
+        let user = url_user
+            .map(str::to_string)
+            .or_else(|| self.account.user.clone());
+        Ok(match (&self.account.oauth2_token_command, user) {
+            (Some(cmd), Some(user)) => Some(Auth::OAuth2 {
+                user,
+                token: config::secret_from_command(cmd, "--oauth2-token-command")?,
+            }),
+            (None, Some(user)) => {
+                let password = self.password()?.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Config,
+                        object,
+                        format!("no password for {user:?}: give --password-command, MAILBOT_PASSWORD or the account's password_command"),
+                    )
+                })?;
+                Some(Auth::Password { user, password })
+            }
+            (Some(_), None) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    object,
+                    "XOAUTH2 needs a user: put it in the URL or give --user",
+                ));
+            }
+            (None, None) => None,
+        })
     }
 }
 

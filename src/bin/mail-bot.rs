@@ -1,0 +1,554 @@
+//! mail-bot: the whole loop — sync, index, match rules, act — once per
+//! message, from cron (`run`), continuously (`watch`), as the course
+//! exercise in one command (`selftest`) or as a monitor (`probe`).
+//!
+//! Thin: flags and the configuration → accounts and rules →
+//! `mailbot::bot`. Everything is composed through the library; no other
+//! mailbot binary is run.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+use mailbot::bot::engine::{self, Account, RunOptions, RunReport, Transport};
+use mailbot::bot::rules::{self, Rule};
+use mailbot::bot::selftest::{self, Wait};
+use mailbot::cli::{self, AccountArgs, LogArgs, ProcessEnv, after_help, finish, parse_args};
+use mailbot::config::Config;
+use mailbot::error::{Error, ErrorKind};
+use mailbot::exit::Exit;
+use mailbot::imap::ImapUrl;
+use mailbot::smtp::{self, SmtpUrl};
+use mailbot::sync;
+use mailbot::tls::{self, TlsOptions};
+
+const PROGRAM: &str = "mail-bot";
+
+const EXAMPLES: &str = "  mail-bot selftest
+      With no configuration: a PDF is composed, delivered into the local
+      maildir under $XDG_DATA_HOME/mailbot, indexed, dissected, checked
+      against the original's sha256, and its print command shown.
+  mail-bot run
+      One pass for cron: sync every configured account, index the new
+      messages, run the rules' actions on each message once. Silent when
+      all went well; printed commands (print = ...) on stdout.
+  mail-bot run --dry-run -v
+      Which rule would act on which message, without acting.
+  mail-bot --account school selftest --wait idle
+      Send a PDF to yourself through the account's SMTP server and wait
+      for it with IMAP IDLE; prints the round-trip time.
+  mail-bot --account school probe --warning 30 --critical 120
+      One status line and exit 0/1/2/3 for Nagios-style monitoring.
+  */5 * * * * mail-bot run
+      The crontab line: overlapping runs exit 75 quietly.";
+
+/// The whole mail-processing loop: sync, index, match rules, act — once
+/// per message.
+#[derive(Debug, Parser)]
+#[command(name = PROGRAM, version, after_help = after_help(EXAMPLES))]
+struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+    /// Folder of the embedded default (maildir, index, dissected files)
+    /// [default: $XDG_DATA_HOME/mailbot].
+    #[arg(long, env = "MAILBOT_HOME", value_name = "DIR", global = true)]
+    home: Option<PathBuf>,
+    #[command(flatten)]
+    account: AccountArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// One pass over every account (for cron).
+    Run {
+        /// Say what would be done; do nothing and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not sync; work on the local maildir as it is.
+        #[arg(long)]
+        no_sync: bool,
+        /// One JSON object per account on stdout (printed commands inside).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stay running: act on new mail as it arrives (IMAP IDLE; the local
+    /// maildir is looked at every --interval seconds).
+    Watch {
+        /// Seconds between looks at a local-only maildir.
+        #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+        interval: f64,
+    },
+    /// Send a file to yourself, wait for it, dissect it, check it.
+    Selftest {
+        #[command(flatten)]
+        test: TestArgs,
+        /// One JSON object on stdout instead of the steps.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The selftest as a monitoring check: one status line, exit 0 OK,
+    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Probe {
+        #[command(flatten)]
+        test: TestArgs,
+        /// Round trip in seconds above which the status is WARNING.
+        #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+        warning: f64,
+        /// Round trip in seconds above which the status is CRITICAL.
+        #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+        critical: f64,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct TestArgs {
+    /// The file to send [default: a small generated PDF].
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Seconds to wait for the message to come back.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    timeout: f64,
+    /// How to notice the message arriving on the IMAP server.
+    #[arg(long, value_enum, default_value_t = Wait::Idle)]
+    wait: Wait,
+    /// Where the received file is written [default: HOME/dissected].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// The print command shown for the file ({} is its path).
+    #[arg(long, default_value = "lpr {}", value_name = "TEMPLATE")]
+    print_cmd: String,
+}
+
+fn main() -> ExitCode {
+    let args: Args = match parse_args() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    args.log.init();
+    match &args.command {
+        Cmd::Probe {
+            test,
+            warning,
+            critical,
+        } => probe(&args, test, *warning, *critical),
+        _ => finish(PROGRAM, run(&args)),
+    }
+}
+
+/// Accounts, rules and the home folder, as configured (or the embedded
+/// default).
+struct Setup {
+    accounts: Vec<Account>,
+    rules: Vec<Rule>,
+    home: PathBuf,
+}
+
+fn setup(args: &Args) -> anyhow::Result<Setup> {
+    let env = ProcessEnv::capture();
+    let home = match args.home.clone().or_else(|| env.data_dir()) {
+        Some(h) => h,
+        None => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "home",
+                "no --home, MAILBOT_HOME, XDG_DATA_HOME or HOME to keep the maildir in",
+            )
+            .into());
+        }
+    };
+    let first = args.account.resolve(&env, &Default::default())?;
+    let config: Option<Config> = first.config.clone();
+    let config_path = args.account.config.clone().unwrap_or_else(|| {
+        mailbot::config::default_path(env.xdg_config_home.as_deref(), env.home.as_deref())
+            .unwrap_or_default()
+    });
+    let rules = match &config {
+        Some(c) if !c.rule.is_empty() => {
+            rules::parse_rules(&c.rule, env.home.as_deref(), &config_path)?
+        }
+        _ => vec![rules::default_rule(&home.join("dissected"))],
+    };
+    let names: Vec<String> = match (&config, &args.account.account) {
+        (_, Some(one)) => vec![one.clone()],
+        (Some(c), None) => c.account.keys().cloned().collect(),
+        (None, None) => Vec::new(),
+    };
+    let mut accounts = Vec::new();
+    for name in &names {
+        let picked = AccountArgs {
+            account: Some(name.clone()),
+            ..args.account.clone()
+        };
+        let resolved = picked.resolve(&env, &Default::default())?;
+        accounts.push(account_from(name, &resolved, &env)?);
+    }
+    if accounts.is_empty() {
+        accounts.push(Account {
+            name: "local".into(),
+            maildir: home.join("maildir"),
+            address: Some(default_address(&env)),
+            layout: sync::Layout::Verbatim,
+            sync: None,
+            transport: None,
+        });
+    }
+    Ok(Setup {
+        accounts,
+        rules,
+        home,
+    })
+}
+
+fn default_address(env: &ProcessEnv) -> String {
+    let user = env
+        .home
+        .as_ref()
+        .and_then(|h| h.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|u| {
+            !u.is_empty()
+                && u.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        })
+        .unwrap_or_else(|| "mailbot".into());
+    format!("{user}@localhost")
+}
+
+fn account_from(
+    name: &str,
+    resolved: &cli::ResolvedAccount,
+    env: &ProcessEnv,
+) -> anyhow::Result<Account> {
+    let a = &resolved.account;
+    let maildir = match &a.maildir {
+        Some(m) => m.clone(),
+        None => env.data_dir().map(|d| d.join(name)).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                format!("account {name:?}"),
+                "no maildir and no HOME to put one in",
+            )
+        })?,
+    };
+    let tls_options = TlsOptions {
+        ca_file: a.ca_file.clone(),
+        insecure: resolved.insecure,
+    };
+    let timeout = Duration::from_secs(60);
+    let sync = match &a.imap {
+        Some(text) => {
+            let url = ImapUrl::parse(text)?;
+            let auth = resolved
+                .credentials(url.user.as_deref(), &url.display())?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Config,
+                        url.display(),
+                        "no user: put it in the URL (imaps://USER@host) or set user",
+                    )
+                })?;
+            Some(sync::Options {
+                url,
+                auth,
+                tls: tls_options.clone(),
+                maildir: maildir.clone(),
+                folders: Vec::new(),
+                layout: sync::Layout::Verbatim,
+                direction: sync::Direction::Pull,
+                expunge: sync::Expunge::Never,
+                timeout,
+            })
+        }
+        None => None,
+    };
+    let transport = match &a.smtp {
+        Some(text) => {
+            let url = SmtpUrl::parse(text)?;
+            let auth = resolved.credentials(url.user.as_deref(), &url.display())?;
+            Some(Transport {
+                settings: smtp::Settings {
+                    tls: tls::client_config(&tls_options)?,
+                    insecure: resolved.insecure,
+                    helo: "localhost".into(),
+                    auth,
+                    timeout,
+                },
+                url,
+            })
+        }
+        None => None,
+    };
+    Ok(Account {
+        name: name.to_string(),
+        maildir,
+        address: a.address.clone(),
+        layout: sync::Layout::Verbatim,
+        sync,
+        transport,
+    })
+}
+
+fn run(args: &Args) -> anyhow::Result<Exit> {
+    let setup = setup(args)?;
+    match &args.command {
+        Cmd::Run {
+            dry_run,
+            no_sync,
+            json,
+        } => run_once(args, &setup, *dry_run, *no_sync, *json),
+        Cmd::Watch { interval } => watch(args, &setup, *interval),
+        Cmd::Selftest { test, json } => {
+            let account = single(&setup)?;
+            let options = test_options(test, &setup);
+            let mut stdout = io::stdout().lock();
+            let json = *json;
+            let report = selftest::run(account, &setup.rules, &options, &mut |line| {
+                if !json {
+                    let _ = writeln!(stdout, "{line}");
+                }
+            })?;
+            let mut stdout = io::stdout().lock();
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                writeln!(
+                    stdout,
+                    "ok: the file came back byte for byte in {:.0} ms",
+                    report.latency_ms
+                )?;
+            }
+            Ok(Exit::Ok)
+        }
+        Cmd::Probe { .. } => unreachable!("handled in main"),
+    }
+}
+
+fn single(setup: &Setup) -> anyhow::Result<&Account> {
+    match setup.accounts.as_slice() {
+        [one] => Ok(one),
+        many => Err(Error::new(
+            ErrorKind::Usage,
+            "account",
+            format!(
+                "{} accounts are configured; choose one with --account ({})",
+                many.len(),
+                many.iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .into()),
+    }
+}
+
+fn test_options(test: &TestArgs, setup: &Setup) -> selftest::Options {
+    selftest::Options {
+        file: test.file.clone(),
+        timeout: Duration::try_from_secs_f64(test.timeout.max(0.1))
+            .unwrap_or(Duration::from_secs(60)),
+        wait: test.wait,
+        out: test
+            .out
+            .clone()
+            .unwrap_or_else(|| setup.home.join("dissected")),
+        print_template: test.print_cmd.clone(),
+    }
+}
+
+fn run_once(
+    args: &Args,
+    setup: &Setup,
+    dry_run: bool,
+    no_sync: bool,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let options = RunOptions {
+        dry_run,
+        no_sync,
+        ..RunOptions::default()
+    };
+    let mut exit = Exit::Ok;
+    let mut sink = io::sink();
+    let mut stdout = io::stdout();
+    for account in &setup.accounts {
+        let out: &mut dyn Write = if json { &mut sink } else { &mut stdout };
+        match engine::run(account, &setup.rules, &options, out) {
+            Ok(report) => {
+                tell(args, &report, json)?;
+                exit = exit.worse(report.exit());
+            }
+            // Another run is at work: cron's next call will do it.
+            Err(e) if e.is_locked() => {
+                tracing::info!("{}: {e}", account.name);
+                exit = exit.worse(Exit::TempFail);
+            }
+            Err(e) => {
+                eprintln!("{PROGRAM}: {}: {}", account.name, mailbot::error::chain(&e));
+                exit = exit.worse(e.exit());
+            }
+        }
+    }
+    Ok(exit)
+}
+
+/// Failures on stderr always; the summary with -v; JSON with --json.
+fn tell(args: &Args, report: &RunReport, json: bool) -> anyhow::Result<()> {
+    if let Some(e) = &report.sync_error {
+        eprintln!("{PROGRAM}: {}: sync: {e}", report.account);
+    }
+    for a in &report.acted {
+        if let Some(err) = &a.error {
+            let what = if a.gave_up {
+                format!("attempt {}, given up: tagged failed", a.attempt)
+            } else {
+                format!("attempt {}, will retry", a.attempt)
+            };
+            eprintln!(
+                "{PROGRAM}: rule {:?}: {}: {err} ({what})",
+                a.rule,
+                a.path.display()
+            );
+        } else if a.dry_run {
+            println!(
+                "would {} {} (rule {:?}{})",
+                a.actions.join(", "),
+                a.path.display(),
+                a.rule,
+                a.subject
+                    .as_deref()
+                    .map(|s| format!(", {s:?}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    }
+    if args.log.verbose > 0 {
+        eprintln!(
+            "{PROGRAM}: {}: fetched {}, examined {}, acted {}, failed {}",
+            report.account,
+            report.fetched,
+            report.examined,
+            report.done(),
+            report.failed()
+        );
+    }
+    Ok(())
+}
+
+fn watch(args: &Args, setup: &Setup, interval: f64) -> anyhow::Result<Exit> {
+    let interval =
+        Duration::try_from_secs_f64(interval.max(0.05)).unwrap_or(Duration::from_secs(1));
+    let worst = std::sync::Mutex::new(Exit::Ok);
+    std::thread::scope(|scope| {
+        for account in &setup.accounts {
+            let worst = &worst;
+            scope.spawn(move || {
+                let outcome = watch_account(args, setup, account, interval);
+                if let Err(e) = outcome {
+                    cli::report(PROGRAM, &e);
+                    let code = mailbot::exit::exit_for(e.as_ref());
+                    if let Ok(mut w) = worst.lock() {
+                        *w = w.worse(code);
+                    }
+                }
+            });
+        }
+    });
+    Ok(worst.into_inner().unwrap_or(Exit::Partial))
+}
+
+fn watch_account(
+    args: &Args,
+    setup: &Setup,
+    account: &Account,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let options = RunOptions::default();
+    let pass = |no_sync: bool| -> anyhow::Result<()> {
+        let mut stdout = io::stdout();
+        let opts = RunOptions {
+            no_sync,
+            ..options.clone()
+        };
+        match engine::run(account, &setup.rules, &opts, &mut stdout) {
+            Ok(report) => tell(args, &report, false),
+            Err(e) if e.is_locked() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    };
+    pass(false)?;
+    match &account.sync {
+        Some(sync_options) => loop {
+            let mut failure: Option<anyhow::Error> = None;
+            let outcome = sync::watch(
+                sync_options,
+                "INBOX",
+                &mut |_| {
+                    if let Err(e) = pass(true) {
+                        failure = Some(e);
+                    }
+                },
+                &|| true,
+            );
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            match outcome {
+                // Dropped connections and server trouble: wait, go on.
+                Err(e) if e.is_temporary() => {
+                    eprintln!("{PROGRAM}: {}: {e}; reconnecting in 10 s", account.name);
+                    std::thread::sleep(Duration::from_secs(10));
+                }
+                Err(e) => return Err(e.into()),
+                Ok(_) => return Ok(()),
+            }
+        },
+        None => loop {
+            let next = Instant::now() + interval;
+            pass(true)?;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        },
+    }
+}
+
+fn probe(args: &Args, test: &TestArgs, warning: f64, critical: f64) -> ExitCode {
+    let outcome = setup(args).and_then(|setup| {
+        let account = single(&setup)?.clone();
+        let options = test_options(test, &setup);
+        Ok(selftest::run(&account, &setup.rules, &options, &mut |_| {}))
+    });
+    let (status, line) = match outcome {
+        Err(e) => (3, format!("MAILBOT UNKNOWN - {e:#}")),
+        Ok(Err(e)) if matches!(e.kind(), ErrorKind::Config | ErrorKind::Usage) => {
+            (3, format!("MAILBOT UNKNOWN - {e}"))
+        }
+        Ok(Err(e)) => (2, format!("MAILBOT CRITICAL - {e}")),
+        Ok(Ok(r)) => {
+            let secs = r.latency_ms / 1000.0;
+            let (status, word) = if secs > critical {
+                (2, "CRITICAL")
+            } else if secs > warning {
+                (1, "WARNING")
+            } else {
+                (0, "OK")
+            };
+            (
+                status,
+                format!(
+                    "MAILBOT {word} - mail came back in {secs:.3} s via {} | latency={secs:.3}s;{warning};{critical};0",
+                    r.route
+                ),
+            )
+        }
+    };
+    println!("{line}");
+    ExitCode::from(status)
+}

@@ -1,0 +1,795 @@
+//! One pass of the loop for one account: sync, find the files not seen
+//! before, index them, match them against the rules, act, and record what
+//! was done (see [`super::state`] for the exactly-once contract).
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::rules::{Action, Rule, glob};
+use super::state::{self, Record, State};
+use crate::compose::{self, Address, Attachment, Draft, Pins};
+use crate::dissect::{self, Dissection, Target};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exit::Exit;
+use crate::index::{Index, IndexOptions, TagChange};
+use crate::maildir::{self, Maildir};
+use crate::smtp::{self, Envelope, Retry, Sender, SmtpUrl};
+use crate::sync;
+
+/// How to send replies and forwards (and the selftest's message).
+#[derive(Debug, Clone)]
+pub struct Transport {
+    /// The submission server.
+    pub url: SmtpUrl,
+    /// TLS, credentials, timeout.
+    pub settings: smtp::Settings,
+}
+
+impl Transport {
+    /// Sends `message` to `envelope` with the usual retries.
+    pub fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<()> {
+        let mut sender = Sender::new(
+            self.url.clone(),
+            self.settings.clone(),
+            Retry {
+                retries: 2,
+                wait: Duration::from_millis(500),
+            },
+        );
+        sender.send(envelope, message)?;
+        sender.finish();
+        Ok(())
+    }
+}
+
+/// One account as mail-bot sees it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Its name in the configuration (`local` for the embedded default).
+    pub name: String,
+    /// The local maildir (the notmuch database lives in it).
+    pub maildir: PathBuf,
+    /// The account's own address.
+    pub address: Option<String>,
+    /// How server folders map onto local ones.
+    pub layout: sync::Layout,
+    /// Where to sync from; `None` for a local maildir only.
+    pub sync: Option<sync::Options>,
+    /// Where replies and forwards go; `None` when the account has no SMTP.
+    pub transport: Option<Transport>,
+}
+
+impl Account {
+    /// The local folder of the server folder `name`.
+    pub fn folder(&self, name: &str) -> PathBuf {
+        sync::local_folder(&self.maildir, self.layout, name, Some('/'))
+    }
+}
+
+/// What a run may do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Say what would be done; act on nothing and record nothing.
+    pub dry_run: bool,
+    /// Skip the sync step (the files are already local).
+    pub no_sync: bool,
+    /// Tags for newly indexed messages.
+    pub index: IndexOptions,
+}
+
+/// One rule's outcome on one message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Acted {
+    /// The rule.
+    pub rule: String,
+    /// The message file (where it ended up after a move).
+    pub path: PathBuf,
+    /// sha256 of the message.
+    pub key: String,
+    /// Subject, for people reading the summary.
+    pub subject: Option<String>,
+    /// The actions, in order.
+    pub actions: Vec<String>,
+    /// Files written by dissect.
+    pub files: Vec<PathBuf>,
+    /// Commands printed.
+    pub printed: Vec<String>,
+    /// For a failure: the error; for a success: `None`.
+    pub error: Option<String>,
+    /// Failures so far (0 on success).
+    pub attempt: u32,
+    /// True when this failure was the last try: tagged `failed`.
+    pub gave_up: bool,
+    /// True for `--dry-run`: nothing was done.
+    pub dry_run: bool,
+}
+
+/// What a run did for one account.
+#[derive(Debug, Default, Serialize)]
+pub struct RunReport {
+    /// The account.
+    pub account: String,
+    /// Messages the sync step fetched.
+    pub fetched: usize,
+    /// Why the sync step failed, when it did (local files were still processed).
+    pub sync_error: Option<String>,
+    /// Exit code of the sync failure.
+    #[serde(skip)]
+    pub sync_exit: Option<Exit>,
+    /// Files looked at for the first time (or again, for a retry).
+    pub examined: usize,
+    /// Rules that acted (or failed) on a message.
+    pub acted: Vec<Acted>,
+}
+
+impl RunReport {
+    /// Successes.
+    pub fn done(&self) -> usize {
+        self.acted.iter().filter(|a| a.error.is_none()).count()
+    }
+
+    /// Failures (to be retried or given up).
+    pub fn failed(&self) -> usize {
+        self.acted.iter().filter(|a| a.error.is_some()).count()
+    }
+
+    /// 0 when all went well, 1 when an action failed, the sync failure's
+    /// code when only the sync failed.
+    pub fn exit(&self) -> Exit {
+        let mut exit = Exit::Ok;
+        if self.failed() > 0 {
+            exit = Exit::Partial;
+        }
+        if let Some(e) = self.sync_exit {
+            exit = exit.worse(e);
+        }
+        exit
+    }
+}
+
+/// A message file found in the maildir.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The file.
+    pub path: PathBuf,
+    /// Its unique name (before `:2,`).
+    pub unique: String,
+    /// The folder, as a server name (`INBOX`, `Archive/2024`).
+    pub folder: String,
+}
+
+/// Every message file of the maildir with its folder name. Skips
+/// mailbot's and notmuch's own folders.
+pub fn walk(maildir: &Path, layout: sync::Layout) -> Result<Vec<Found>> {
+    let mut out = Vec::new();
+    walk_into(maildir, maildir, layout, &mut out)?;
+    Ok(out)
+}
+
+fn walk_into(root: &Path, dir: &Path, layout: sync::Layout, out: &mut Vec<Found>) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::reading(dir, e)),
+    };
+    let mut subdirs = Vec::new();
+    let mut is_maildir = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::reading(dir, e))?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        match name.as_ref() {
+            "cur" | "new" => is_maildir = true,
+            "tmp" | ".mailbot" | ".notmuch" => {}
+            n if n.starts_with('.') && layout == sync::Layout::Verbatim => {}
+            _ => subdirs.push(entry.path()),
+        }
+    }
+    if is_maildir {
+        let folder = folder_name(root, dir, layout);
+        let md = Maildir::at(dir);
+        for entry in md.list()? {
+            out.push(Found {
+                path: entry.path,
+                unique: entry.unique,
+                folder: folder.clone(),
+            });
+        }
+    }
+    subdirs.sort();
+    for sub in subdirs {
+        walk_into(root, &sub, layout, out)?;
+    }
+    Ok(())
+}
+
+fn folder_name(root: &Path, dir: &Path, layout: sync::Layout) -> String {
+    let rel = dir.strip_prefix(root).unwrap_or(dir);
+    let rel = rel.to_string_lossy();
+    match layout {
+        sync::Layout::Verbatim => rel.into_owned(),
+        sync::Layout::MaildirPlusPlus => {
+            if rel.is_empty() {
+                "INBOX".into()
+            } else {
+                rel.trim_start_matches('.').replace('.', "/")
+            }
+        }
+    }
+}
+
+/// sha256 of `bytes`, hex: the key a message is known by.
+pub fn content_key(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The rules that apply to `account`.
+pub fn rules_for<'a>(rules: &'a [Rule], account: &str) -> Vec<&'a Rule> {
+    rules
+        .iter()
+        .filter(|r| r.account.as_deref().is_none_or(|a| a == account))
+        .collect()
+}
+
+/// Refuses rules this account cannot carry out (reply or forward without
+/// SMTP), before anything is done: a configuration error (exit 78).
+pub fn check_rules(account: &Account, rules: &[&Rule]) -> Result<()> {
+    for rule in rules {
+        for action in &rule.actions {
+            if matches!(action, Action::Reply { .. } | Action::Forward { .. })
+                && (account.transport.is_none() || account.address.is_none())
+            {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("rule {:?}", rule.name),
+                    format!(
+                        "{} needs the account {:?} to have smtp and address",
+                        action.word(),
+                        account.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one pass for `account`. `out` receives the printed commands (one
+/// per line); `on_progress` gets a line for people (only used with -v).
+pub fn run(
+    account: &Account,
+    rules: &[Rule],
+    options: &RunOptions,
+    out: &mut dyn Write,
+) -> Result<RunReport> {
+    let dir = state::state_dir(&account.maildir);
+    let _lock = state::lock(&dir)?;
+    let mut report = RunReport {
+        account: account.name.clone(),
+        ..RunReport::default()
+    };
+    let rules = rules_for(rules, &account.name);
+    check_rules(account, &rules)?;
+    if let (Some(sync_options), false) = (&account.sync, options.no_sync) {
+        match sync::run(sync_options, &mut |_| {}) {
+            Ok(r) => {
+                report.fetched = r.folders.iter().map(|f| f.fetched).sum();
+                if let Some(f) = r.folders.iter().find(|f| f.error.is_some()) {
+                    report.sync_error = Some(format!(
+                        "{}: {}",
+                        f.folder,
+                        f.error.clone().unwrap_or_default()
+                    ));
+                    report.sync_exit = Some(r.exit());
+                }
+            }
+            Err(e) => {
+                report.sync_exit = Some(e.exit());
+                report.sync_error = Some(e.to_string());
+            }
+        }
+    }
+    let mut state = State::open(&dir)?;
+    let pending = state.pending_keys();
+    let found = walk(&account.maildir, account.layout)?;
+    let candidates: Vec<Found> = found
+        .into_iter()
+        .filter(|f| match state.key_of(&f.unique) {
+            None => true,
+            Some(k) => pending.contains(k),
+        })
+        .collect();
+    report.examined = candidates.len();
+    if candidates.is_empty() {
+        return Ok(report);
+    }
+    let mut index = Index::open(&account.maildir, options.index.clone())?;
+    let paths: Vec<PathBuf> = candidates.iter().map(|c| c.path.clone()).collect();
+    let added = index.add(&paths)?;
+    for (path, err) in &added.failed {
+        tracing::warn!("{}: not indexed: {err}", path.display());
+    }
+    let mut worker = Worker {
+        account,
+        index: &mut index,
+        options,
+        out,
+    };
+    for found in candidates {
+        let acted = worker.message(&found, &rules, &mut state)?;
+        let needs_disk = acted.iter().any(|a| a.error.is_none() && !a.dry_run);
+        if needs_disk {
+            for a in &acted {
+                for f in &a.files {
+                    if let Some(parent) = f.parent() {
+                        dissect::sync_output(parent)?;
+                        break;
+                    }
+                }
+            }
+        }
+        if !options.dry_run {
+            state.commit()?;
+        }
+        report.acted.extend(acted);
+    }
+    Ok(report)
+}
+
+struct Worker<'a> {
+    account: &'a Account,
+    index: &'a mut Index,
+    options: &'a RunOptions,
+    out: &'a mut dyn Write,
+}
+
+/// What the rules look at in a message.
+struct Facts {
+    bytes: Vec<u8>,
+    key: String,
+    dissection: Dissection,
+    message_id: Option<String>,
+}
+
+impl Worker<'_> {
+    fn message(&mut self, found: &Found, rules: &[&Rule], state: &mut State) -> Result<Vec<Acted>> {
+        let bytes = match fs::read(&found.path) {
+            Ok(b) => b,
+            // Moved or expunged since the walk: the next run sees it where it is.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::reading(&found.path, e)),
+        };
+        let key = content_key(&bytes);
+        if !self.options.dry_run {
+            state.record(Record::Seen {
+                unique: found.unique.clone(),
+                key: key.clone(),
+            });
+        }
+        let open: Vec<&Rule> = rules
+            .iter()
+            .copied()
+            .filter(|r| !state.is_finished(&key, &r.name))
+            .collect();
+        if open.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dissection = dissect::dissect_bytes(&bytes, &dissect::Options::all());
+        let message_id = dissection
+            .headers
+            .message_id
+            .as_deref()
+            .map(|m| {
+                m.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+            .filter(|m| !m.is_empty());
+        let facts = Facts {
+            bytes,
+            key,
+            dissection,
+            message_id,
+        };
+        let mut acted = Vec::new();
+        let mut path = found.path.clone();
+        for rule in open {
+            if !self.matches(rule, found, &facts)? {
+                continue;
+            }
+            let mut a = Acted {
+                rule: rule.name.clone(),
+                path: path.clone(),
+                key: facts.key.clone(),
+                subject: facts.dissection.headers.subject.clone(),
+                actions: rule.actions.iter().map(|x| x.word().to_string()).collect(),
+                files: Vec::new(),
+                printed: Vec::new(),
+                error: None,
+                attempt: 0,
+                gave_up: false,
+                dry_run: self.options.dry_run,
+            };
+            if self.options.dry_run {
+                acted.push(a);
+                continue;
+            }
+            match self.act(rule, found, &facts, &mut path, &mut a) {
+                Ok(()) => {
+                    a.path = path.clone();
+                    state.record(Record::Done {
+                        key: facts.key.clone(),
+                        rule: rule.name.clone(),
+                    });
+                }
+                Err(e) => {
+                    let attempt = state.attempts(&facts.key, &rule.name) + 1;
+                    a.error = Some(crate::error::chain(&e));
+                    a.attempt = attempt;
+                    state.record(Record::Failed {
+                        key: facts.key.clone(),
+                        rule: rule.name.clone(),
+                        attempt,
+                        error: a.error.clone().unwrap_or_default(),
+                    });
+                    if attempt >= rule.retries {
+                        a.gave_up = true;
+                        state.record(Record::GaveUp {
+                            key: facts.key.clone(),
+                            rule: rule.name.clone(),
+                        });
+                        if let Some(id) = &facts.message_id {
+                            let _ = self
+                                .index
+                                .tag(&id_query(id), &[TagChange::Add("failed".into())]);
+                        }
+                    }
+                }
+            }
+            acted.push(a);
+        }
+        Ok(acted)
+    }
+
+    fn matches(&mut self, rule: &Rule, found: &Found, facts: &Facts) -> Result<bool> {
+        let h = &facts.dissection.headers;
+        if let Some(p) = &rule.folder
+            && !glob(p, &found.folder)
+        {
+            return Ok(false);
+        }
+        if let Some(p) = &rule.from
+            && !field_matches(p, h.from.as_deref())
+        {
+            return Ok(false);
+        }
+        if let Some(p) = &rule.to
+            && !field_matches(p, h.to.as_deref())
+            && !field_matches(p, h.cc.as_deref())
+        {
+            return Ok(false);
+        }
+        if let Some(p) = &rule.subject
+            && !glob(p, h.subject.as_deref().unwrap_or(""))
+        {
+            return Ok(false);
+        }
+        if !rule.attachment.is_empty() {
+            let wanted = dissect::Options {
+                types: rule.attachment.clone(),
+                ..dissect::Options::all()
+            };
+            let any = facts
+                .dissection
+                .attachments
+                .iter()
+                .any(|a| wanted.wants_type(&a.content_type));
+            if !any {
+                return Ok(false);
+            }
+        }
+        if let Some(q) = &rule.query {
+            let Some(id) = &facts.message_id else {
+                // notmuch names such messages itself; without the id the
+                // query cannot be narrowed to this message.
+                return Ok(false);
+            };
+            let narrowed = format!("({q}) and {}", id_query(id));
+            if self.index.count(&narrowed)? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn act(
+        &mut self,
+        rule: &Rule,
+        found: &Found,
+        facts: &Facts,
+        path: &mut PathBuf,
+        acted: &mut Acted,
+    ) -> Result<()> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for action in &rule.actions {
+            match action {
+                Action::Dissect { out, types, flat } => {
+                    let opts = dissect::Options {
+                        types: types.clone(),
+                        bodies: types.is_empty(),
+                        ..dissect::Options::all()
+                    };
+                    let d = dissect::dissect_bytes(&facts.bytes, &opts);
+                    fs::create_dir_all(out).map_err(|e| Error::writing(out, e))?;
+                    let target = if *flat {
+                        Target::Flat(out)
+                    } else {
+                        Target::PerMessage(out)
+                    };
+                    let written = dissect::write_dissection(&d, target)?;
+                    files.extend(written.files.iter().map(|f| f.path.clone()));
+                    acted.files = files.clone();
+                }
+                Action::Print { template } => {
+                    let targets = if files.is_empty() {
+                        vec![path.clone()]
+                    } else {
+                        files.clone()
+                    };
+                    for f in targets {
+                        let line = crate::shell::fill_template(template, &f.display().to_string());
+                        writeln!(self.out, "{line}")
+                            .and_then(|()| self.out.flush())
+                            .map_err(|e| Error::writing(Path::new("stdout"), e))?;
+                        acted.printed.push(line);
+                    }
+                }
+                Action::Run { template } => {
+                    self.run_command(rule, template, found, facts, path, &files)?;
+                }
+                Action::Reply { body } => self.reply(facts, body)?,
+                Action::Forward { to } => self.forward(facts, to)?,
+                Action::Tag { changes } => {
+                    let id = facts.message_id.as_ref().ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::BadInput,
+                            path.display().to_string(),
+                            "no Message-ID, so no tags",
+                        )
+                    })?;
+                    self.index.tag(&id_query(id), changes)?;
+                    // Tags may have renamed the file (flags in step).
+                    if !path.exists()
+                        && let Some(now) = find_by_unique(path, &found.unique)
+                    {
+                        *path = now;
+                    }
+                }
+                Action::Move { folder } => {
+                    *path = self.move_file(path, &found.unique, folder)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_command(
+        &mut self,
+        rule: &Rule,
+        template: &str,
+        found: &Found,
+        facts: &Facts,
+        path: &Path,
+        files: &[PathBuf],
+    ) -> Result<()> {
+        let targets = if files.is_empty() {
+            vec![path.to_path_buf()]
+        } else {
+            files.to_vec()
+        };
+        let h = &facts.dissection.headers;
+        let file_list = files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for target in targets {
+            let argv = crate::shell::split_template(template, &target.display().to_string())?;
+            let Some((program, args)) = argv.split_first() else {
+                continue;
+            };
+            let object = format!("rule {:?}: {program}", rule.name);
+            let status = Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(
+                    std::io::stderr()
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .map_err(|e| Error::io(ErrorKind::CannotCreate, object.clone(), e))?,
+                ))
+                .env("MAILBOT_RULE", &rule.name)
+                .env("MAILBOT_ACCOUNT", &self.account.name)
+                .env("MAILBOT_MESSAGE", path)
+                .env("MAILBOT_FOLDER", &found.folder)
+                .env("MAILBOT_SHA256", &facts.key)
+                .env("MAILBOT_FROM", h.from.as_deref().unwrap_or(""))
+                .env("MAILBOT_TO", h.to.as_deref().unwrap_or(""))
+                .env("MAILBOT_SUBJECT", h.subject.as_deref().unwrap_or(""))
+                .env("MAILBOT_MESSAGE_ID", h.message_id.as_deref().unwrap_or(""))
+                .env("MAILBOT_FILES", &file_list)
+                .status()
+                .map_err(|e| {
+                    let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                        ErrorKind::Refused
+                    } else {
+                        ErrorKind::Temporary
+                    };
+                    Error::io(kind, object.clone(), e)
+                })?;
+            if !status.success() {
+                return Err(Error::new(
+                    ErrorKind::Temporary,
+                    object,
+                    match status.code() {
+                        Some(c) => format!("exited with {c}"),
+                        None => "killed by a signal".into(),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn own_address(&self) -> Result<Address> {
+        Address::parse(self.account.address.as_deref().unwrap_or_default())
+    }
+
+    fn send(&self, draft: &Draft) -> Result<()> {
+        let composed = compose::compose(
+            draft,
+            &Pins {
+                host: "mailbot.invalid".into(),
+                ..Pins::default()
+            },
+        )?;
+        let transport = self.account.transport.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                &self.account.name,
+                "no smtp to send with",
+            )
+        })?;
+        transport.send(&composed.envelope, &composed.bytes)
+    }
+
+    fn reply(&self, facts: &Facts, body: &str) -> Result<()> {
+        let h = &facts.dissection.headers;
+        let to_text = h
+            .raw
+            .get_unfolded("reply-to")
+            .map(|v| String::from_utf8_lossy(&v).trim().to_string())
+            .filter(|v| !v.is_empty())
+            .or_else(|| h.from.clone())
+            .ok_or_else(|| Error::new(ErrorKind::BadInput, "message", "no From to reply to"))?;
+        let to = compose::parse_address_list(&to_text)?;
+        let subject = facts.dissection.headers.subject.clone().unwrap_or_default();
+        let subject = if subject.to_ascii_lowercase().starts_with("re:") {
+            subject
+        } else {
+            format!("Re: {subject}")
+        };
+        self.send(&Draft {
+            from: Some(self.own_address()?),
+            to,
+            subject: Some(subject),
+            in_reply_to: facts.message_id.clone(),
+            text: body.to_string(),
+            ..Draft::default()
+        })
+    }
+
+    fn forward(&self, facts: &Facts, to: &[String]) -> Result<()> {
+        let to = to
+            .iter()
+            .map(|a| Address::parse(a))
+            .collect::<Result<Vec<_>>>()?;
+        let subject = facts.dissection.headers.subject.clone().unwrap_or_default();
+        self.send(&Draft {
+            from: Some(self.own_address()?),
+            to,
+            subject: Some(format!("Fwd: {subject}")),
+            text: "The forwarded message is attached.\n".into(),
+            attachments: vec![Attachment {
+                data: facts.bytes.clone(),
+                content_type: "message/rfc822".into(),
+                file_name: "forwarded.eml".into(),
+                content_id: None,
+            }],
+            ..Draft::default()
+        })
+    }
+
+    fn move_file(&mut self, path: &Path, unique: &str, folder: &str) -> Result<PathBuf> {
+        let target = Maildir::create(self.account.folder(folder))?;
+        let sub = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .filter(|n| *n == "new")
+            .unwrap_or("cur");
+        let name = path.file_name().ok_or_else(|| {
+            Error::new(
+                ErrorKind::BadInput,
+                path.display().to_string(),
+                "no file name",
+            )
+        })?;
+        let dest = target.path().join(sub).join(name);
+        if dest == path {
+            return Ok(dest);
+        }
+        if dest.exists() {
+            return Err(Error::new(
+                ErrorKind::CannotCreate,
+                dest.display().to_string(),
+                format!("already exists (moving {unique})"),
+            ));
+        }
+        fs::rename(path, &dest).map_err(|e| Error::writing(&dest, e))?;
+        if let Some(dir) = dest.parent() {
+            maildir::sync_dir(dir)?;
+        }
+        if let Some(dir) = path.parent() {
+            maildir::sync_dir(dir)?;
+        }
+        self.index.add(std::slice::from_ref(&dest))?;
+        self.index.remove_files(&[path.to_path_buf()])?;
+        Ok(dest)
+    }
+}
+
+/// A notmuch query for exactly one Message-ID.
+pub fn id_query(id: &str) -> String {
+    format!("id:\"{}\"", id.replace('"', "\"\""))
+}
+
+fn field_matches(pattern: &str, field: Option<&str>) -> bool {
+    let Some(field) = field else {
+        return false;
+    };
+    if glob(pattern, field.trim()) {
+        return true;
+    }
+    match compose::parse_address_list(field) {
+        Ok(list) => list.iter().any(|a| glob(pattern, &a.email)),
+        Err(_) => false,
+    }
+}
+
+/// Where a file whose flags changed lives now: the same unique name in
+/// `cur/` or `new/` of the same folder.
+fn find_by_unique(old: &Path, unique: &str) -> Option<PathBuf> {
+    let folder = old.parent()?.parent()?;
+    for sub in ["cur", "new"] {
+        for entry in fs::read_dir(folder.join(sub)).ok()?.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if maildir::parse_name(&name).0 == unique {
+                return Some(entry.path());
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,521 @@
+//! mail-bot on the embedded default (a local maildir and notmuch database,
+//! no server): the real binaries in a temporary home, notmuch's own CLI
+//! to check the index.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
+
+const BOT: &str = env!("CARGO_BIN_EXE_mail-bot");
+const INJECT: &str = env!("CARGO_BIN_EXE_mail-inject");
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn maildir(&self) -> PathBuf {
+        self.path().join("maildir")
+    }
+
+    /// Runs mail-bot with this home and no configuration unless `config`.
+    fn bot(&self, args: &[&str], config: Option<&Path>) -> Output {
+        let mut cmd = Command::new(BOT);
+        cmd.arg("--home").arg(self.path());
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path())
+            .env("XDG_CONFIG_HOME", self.path().join("no-config"))
+            .env_remove("MAILBOT_CONFIG")
+            .env_remove("MAILBOT_ACCOUNT")
+            .env_remove("MAILBOT_HOME")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Delivers a message with a PDF (made from `seed`) into INBOX with
+    /// mail-inject, as a local delivery would; returns the file and the
+    /// PDF's bytes.
+    fn deliver_pdf(&self, seed: &str, subject: &str) -> (PathBuf, Vec<u8>) {
+        let pdf = mailbot::bot::selftest::small_pdf(seed);
+        let file = self.path().join(format!("{seed}.pdf"));
+        fs::write(&file, &pdf).unwrap();
+        let out = Command::new(INJECT)
+            .args([
+                "-r",
+                "ann@example.org",
+                "-s",
+                subject,
+                "--body-text",
+                "see attached",
+                "-a",
+            ])
+            .arg(&file)
+            .arg("--maildir")
+            .arg(self.maildir().join("INBOX"))
+            .arg("me@example.org")
+            .env("HOME", self.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        (path, pdf)
+    }
+
+    fn notmuch(&self, args: &[&str]) -> String {
+        let config = self.path().join("notmuch-config");
+        fs::write(
+            &config,
+            format!("[database]\npath={}\n", self.maildir().display()),
+        )
+        .unwrap();
+        let out = Command::new("notmuch")
+            .args(args)
+            .env("NOTMUCH_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "notmuch {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn config(&self, text: &str) -> PathBuf {
+        let path = self.path().join("config.toml");
+        fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn selftest_round_trips_the_pdf_and_a_second_run_acts_on_nothing() {
+    let home = Home::new();
+    let out = home.bot(&["selftest", "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let report = &json_lines(&out)[0];
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["route"], "maildir");
+    let received = PathBuf::from(report["received"].as_str().unwrap());
+    assert!(
+        received.starts_with(home.path().join("dissected")),
+        "{received:?}"
+    );
+    let bytes = fs::read(&received).unwrap();
+    assert_eq!(sha256(&bytes), report["sent_sha256"].as_str().unwrap());
+    assert!(bytes.starts_with(b"%PDF-"));
+    assert_eq!(
+        report["print_command"].as_str().unwrap(),
+        format!(
+            "lpr {}",
+            mailbot::shell::quote(&received.display().to_string())
+        )
+    );
+    // The message is where a local delivery puts it, and notmuch's own
+    // CLI finds it in the index mail-bot wrote.
+    let message = PathBuf::from(report["message"].as_str().unwrap());
+    assert!(
+        message.starts_with(home.maildir().join("INBOX")),
+        "{message:?}"
+    );
+    assert_eq!(home.notmuch(&["count", "--output=files", "*"]).trim(), "1");
+    let id = report["message_id"]
+        .as_str()
+        .unwrap()
+        .trim_matches(['<', '>']);
+    assert_eq!(home.notmuch(&["count", &format!("id:{id}")]).trim(), "1");
+
+    let out = home.bot(&["run", "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let summary = &json_lines(&out)[0];
+    assert_eq!(summary["acted"].as_array().unwrap().len(), 0, "{summary}");
+    assert_eq!(summary["examined"], 0);
+}
+
+#[test]
+fn human_selftest_shows_every_step() {
+    let home = Home::new();
+    let out = home.bot(&["selftest"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    for step in [
+        "composed <",
+        "delivered into the local maildir",
+        "indexed in",
+        "equal to the original",
+        "print with: lpr ",
+        "ok: the file came back byte for byte",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn run_acts_once_per_content_across_renames_copies_and_moves() {
+    let home = Home::new();
+    let (path, pdf) = home.deliver_pdf("first", "Invoice 1");
+    let out = home.bot(&["run"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // The default rule: the PDF dissected, its print command on stdout.
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 1, "{}", show(&out));
+    let printed = lines[0].strip_prefix("lpr ").unwrap();
+    let written = PathBuf::from(printed.trim_matches('\''));
+    assert_eq!(fs::read(&written).unwrap(), pdf);
+    assert!(out.stderr.is_empty(), "silent on success: {}", show(&out));
+
+    // A flag rename (new/ → cur/ with :2,S) is the same message.
+    let cur = path
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("cur")
+        .join(format!(
+            "{}:2,S",
+            path.file_name().unwrap().to_string_lossy()
+        ));
+    fs::rename(&path, &cur).unwrap();
+    let out = home.bot(&["run"], None);
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (Some(0), String::new()),
+        "{}",
+        show(&out)
+    );
+
+    // The same bytes under another name in another folder: same message.
+    let archive = home.maildir().join("Archive");
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(archive.join(sub)).unwrap();
+    }
+    fs::copy(&cur, archive.join("cur/1700000000.copy.host:2,S")).unwrap();
+    let out = home.bot(&["run"], None);
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (Some(0), String::new()),
+        "{}",
+        show(&out)
+    );
+
+    // A copy sharing the Message-ID but not the bytes (a sent copy) is
+    // another message and gets its own turn.
+    let mut sent = fs::read(&cur).unwrap();
+    sent.splice(0..0, b"X-Sent-Copy: yes\r\n".iter().copied());
+    fs::write(archive.join("cur/1700000001.sent.host:2,S"), &sent).unwrap();
+    let out = home.bot(&["run", "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let summary = &json_lines(&out)[0];
+    let acted = summary["acted"].as_array().unwrap();
+    assert_eq!(acted.len(), 1, "{summary}");
+    assert_eq!(acted[0]["key"].as_str().unwrap(), sha256(&sent));
+
+    // And nothing after that.
+    let out = home.bot(&["run", "--json"], None);
+    assert_eq!(json_lines(&out)[0]["acted"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_failing_command_is_retried_then_given_up_and_tagged_failed() {
+    let home = Home::new();
+    let marker = home.path().join("attempts");
+    let config = home.config(&format!(
+        r#"
+[[rule]]
+name = "flaky"
+subject = "*report*"
+run = "sh -c 'echo x >> {} && exit 3'"
+retries = 2
+"#,
+        marker.display()
+    ));
+    home.deliver_pdf("r", "Weekly report");
+    home.deliver_pdf("s", "Something else");
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rule \"flaky\"")
+            && err.contains("exited with 3")
+            && err.contains("will retry"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&marker).unwrap().lines().count(), 1);
+
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("given up: tagged failed"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(fs::read_to_string(&marker).unwrap().lines().count(), 2);
+    assert_eq!(home.notmuch(&["count", "tag:failed"]).trim(), "1");
+
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap().lines().count(),
+        2,
+        "never again"
+    );
+}
+
+#[test]
+fn a_command_that_fails_once_succeeds_on_the_next_run_and_sees_the_message() {
+    let home = Home::new();
+    let flag = home.path().join("fail-once");
+    let seen = home.path().join("seen");
+    fs::write(&flag, "").unwrap();
+    let config = home.config(&format!(
+        r#"
+[[rule]]
+name = "collect"
+attachment = "application/pdf"
+dissect = {{ out = "{out}", type = ["application/pdf"] }}
+run = "sh -c 'if [ -e {flag} ]; then rm {flag}; exit 1; fi; printf \"%s|%s|%s\\n\" \"$MAILBOT_SUBJECT\" \"$1\" \"$MAILBOT_FOLDER\" >> {seen}' sh {{}}"
+"#,
+        out = home.path().join("pdfs").display(),
+        flag = flag.display(),
+        seen = seen.display()
+    ));
+    let (_, pdf) = home.deliver_pdf("c", "Scan from the copier");
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(!seen.exists());
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let line = fs::read_to_string(&seen).unwrap();
+    let fields: Vec<&str> = line.trim_end().split('|').collect();
+    assert_eq!(fields[0], "Scan from the copier");
+    assert_eq!(
+        fs::read(fields[1]).unwrap(),
+        pdf,
+        "the command got the dissected PDF"
+    );
+    assert_eq!(fields[2], "INBOX");
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(fs::read_to_string(&seen).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn tag_and_move_actions_change_the_index_and_the_maildir() {
+    let home = Home::new();
+    let config = home.config(
+        r#"
+[[rule]]
+name = "file-invoices"
+match = "subject:invoice"
+tag = ["+invoice", "-new"]
+move = "Archive/Invoices"
+"#,
+    );
+    let (path, _) = home.deliver_pdf("i", "Invoice 7");
+    home.deliver_pdf("o", "Other");
+    let out = home.bot(&["run", "--json"], Some(&config));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let acted = json_lines(&out)[0]["acted"].as_array().unwrap().clone();
+    assert_eq!(acted.len(), 1, "{acted:?}");
+    let moved = PathBuf::from(acted[0]["path"].as_str().unwrap());
+    assert!(!path.exists());
+    assert!(
+        moved.starts_with(home.maildir().join("Archive/Invoices")),
+        "{moved:?}"
+    );
+    assert_eq!(
+        fs::read(&moved).unwrap().len() as u64,
+        fs::metadata(&moved).unwrap().len()
+    );
+    assert_eq!(home.notmuch(&["count", "tag:invoice"]).trim(), "1");
+    assert_eq!(
+        home.notmuch(&["count", "tag:invoice and tag:new"]).trim(),
+        "0"
+    );
+    assert_eq!(
+        home.notmuch(&["search", "--output=files", "tag:invoice"])
+            .trim(),
+        moved.display().to_string()
+    );
+    let out = home.bot(&["run", "--json"], Some(&config));
+    assert_eq!(
+        json_lines(&out)[0]["acted"].as_array().unwrap().len(),
+        0,
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn dry_run_says_what_it_would_do_and_changes_nothing() {
+    let home = Home::new();
+    home.deliver_pdf("d", "Dry");
+    let out = home.bot(&["run", "--dry-run"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout(&out).starts_with("would dissect, print "),
+        "{}",
+        show(&out)
+    );
+    assert!(!home.path().join("dissected").exists());
+    let out = home.bot(&["run"], None);
+    assert!(stdout(&out).starts_with("lpr "), "{}", show(&out));
+}
+
+#[test]
+fn an_overlapping_run_exits_75_quietly() {
+    let home = Home::new();
+    home.deliver_pdf("l", "Locked");
+    let state = home.maildir().join(".mailbot");
+    fs::create_dir_all(&state).unwrap();
+    let held = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("bot.lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let out = home.bot(&["run"], None);
+    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+    assert!(
+        out.stderr.is_empty() && out.stdout.is_empty(),
+        "{}",
+        show(&out)
+    );
+    drop(held);
+    let out = home.bot(&["run"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(stdout(&out).starts_with("lpr "));
+}
+
+#[test]
+fn configuration_mistakes_are_78_and_name_the_rule() {
+    let home = Home::new();
+    let config = home.config("[[rule]]\nmatch = 'tag:new'\nprnt = true\n");
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(78), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("mail-bot: ") && err.contains("rule 1: unknown key \"prnt\""),
+        "{err}"
+    );
+    // A reply needs an account that can send.
+    let config = home.config("[[rule]]\nreply = { body = 'thanks' }\n");
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(78), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs the account"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn probe_reports_ok_in_one_line_with_perfdata() {
+    let home = Home::new();
+    let out = home.bot(&["probe", "--warning", "30", "--critical", "60"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let line = stdout(&out);
+    assert_eq!(line.lines().count(), 1);
+    assert!(
+        line.starts_with("MAILBOT OK - mail came back in "),
+        "{line}"
+    );
+    assert!(line.contains("| latency="), "{line}");
+    // An impossible threshold turns the same round trip into WARNING.
+    let out = home.bot(&["probe", "--warning", "0", "--critical", "60"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(stdout(&out).starts_with("MAILBOT WARNING"));
+    let bad = home.config("[[rule]]\nbogus = 1\n");
+    let out = home.bot(&["probe"], Some(&bad));
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(stdout(&out).starts_with("MAILBOT UNKNOWN - "));
+}
+
+#[test]
+fn watch_acts_on_a_local_delivery_while_it_runs() {
+    let home = Home::new();
+    let mut child = Command::new(BOT)
+        .arg("--home")
+        .arg(home.path())
+        .args(["watch", "--interval", "0.2"])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("no-config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_, pdf) = home.deliver_pdf("w", "Watched");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let dissected = home.path().join("dissected");
+    let found = loop {
+        let hit = fs::read_dir(&dissected).ok().and_then(|mut d| {
+            d.find_map(|e| {
+                let dir = e.ok()?.path();
+                let f = fs::read_dir(&dir)
+                    .ok()?
+                    .flatten()
+                    .find(|f| f.path().extension().is_some_and(|x| x == "pdf"))?;
+                Some(f.path())
+            })
+        });
+        if let Some(h) = hit {
+            break Some(h);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let found = found.unwrap_or_else(|| panic!("nothing dissected: {}", show(&out)));
+    // Wait for the complete file (written before message.json).
+    assert_eq!(fs::read(&found).unwrap(), pdf);
+    assert!(stdout(&out).contains("lpr "), "{}", show(&out));
+}
