@@ -9,6 +9,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -171,14 +173,23 @@ pub fn run(
         attachment.data.len()
     ));
     let started = Instant::now();
+    let mut listening: Option<Watcher> = None;
     let (message, route, wait) = match (&account.transport, &account.sync) {
         (Some(transport), Some(sync_options)) => {
-            transport.send(&composed.envelope, &composed.bytes)?;
+            // Listen first, send second: the connection, login and IDLE
+            // are ready (or the first poll done) while the message travels.
+            let watcher = Watcher::start(sync_options, &message_id, options.wait, deadline);
+            let sent = transport.send(&composed.envelope, &composed.bytes);
+            if let Err(e) = sent {
+                watcher.stop();
+                return Err(e);
+            }
             say(&format!(
                 "sent through {} to {address}",
                 transport.url.display()
             ));
-            let path = wait_for(sync_options, &message_id, options.wait, deadline)?;
+            let (path, watcher) = watcher.wait(deadline)?;
+            listening = Some(watcher);
             say(&format!(
                 "arrived after {:.0} ms ({}): {}",
                 started.elapsed().as_secs_f64() * 1000.0,
@@ -242,6 +253,9 @@ pub fn run(
         })?
         .clone();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(w) = listening {
+        w.stop();
+    }
     let ok = received.sha256 == sent_sha256;
     say(&format!(
         "dissected: {} (sha256 {}{})",
@@ -303,45 +317,80 @@ pub fn run(
     Ok(report)
 }
 
-/// Syncs INBOX until a message with `message_id` arrives; its path.
-fn wait_for(
-    options: &sync::Options,
-    message_id: &str,
-    wait: Wait,
-    deadline: Instant,
-) -> Result<PathBuf> {
-    let inbox_only = sync::Options {
-        folders: vec!["INBOX".into()],
-        ..options.clone()
-    };
-    let found: std::cell::RefCell<Option<PathBuf>> = std::cell::RefCell::new(None);
-    let mut check = |m: &sync::NewMessage| {
-        if found.borrow().is_none() && is_ours(&m.path, message_id) {
-            *found.borrow_mut() = Some(m.path.clone());
-        }
-    };
-    match wait {
-        Wait::Poll => loop {
-            sync::run(&inbox_only, &mut check)?;
-            if found.borrow().is_some() || Instant::now() >= deadline {
-                break;
+/// A sync of INBOX on its own thread, polling or in IDLE, that reports
+/// the message with the selftest's Message-ID when it arrives.
+struct Watcher {
+    found: mpsc::Receiver<PathBuf>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<()>>,
+}
+
+impl Watcher {
+    fn start(options: &sync::Options, message_id: &str, wait: Wait, deadline: Instant) -> Watcher {
+        let inbox_only = sync::Options {
+            folders: vec!["INBOX".into()],
+            ..options.clone()
+        };
+        let (tx, found) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        let id = message_id.to_string();
+        let thread = std::thread::spawn(move || -> Result<()> {
+            let keep_going = || !halt.load(Ordering::Relaxed) && Instant::now() < deadline;
+            let mut check = |m: &sync::NewMessage| {
+                if is_ours(&m.path, &id) {
+                    halt.store(true, Ordering::Relaxed);
+                    let _ = tx.send(m.path.clone());
+                }
+            };
+            match wait {
+                Wait::Poll => {
+                    while keep_going() {
+                        sync::run(&inbox_only, &mut check)?;
+                        if keep_going() {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }
+                Wait::Idle => {
+                    sync::watch(&inbox_only, "INBOX", &mut check, &keep_going)?;
+                }
             }
-            std::thread::sleep(Duration::from_millis(100));
-        },
-        Wait::Idle => {
-            sync::watch(&inbox_only, "INBOX", &mut check, &|| {
-                found.borrow().is_none() && Instant::now() < deadline
-            })?;
+            Ok(())
+        });
+        Watcher {
+            found,
+            stop,
+            thread,
         }
     }
-    let found = found.into_inner();
-    found.ok_or_else(|| {
-        Error::new(
-            ErrorKind::Temporary,
-            message_id.to_string(),
-            "did not come back before the timeout",
-        )
-    })
+
+    /// The arrived message's path; the sync thread goes on until
+    /// [`Watcher::stop`], so ending it costs the round trip nothing. A
+    /// timeout is `Temporary` (exit 75); a failed sync is its own error
+    /// (auth 77, TLS 76, ...).
+    fn wait(self, deadline: Instant) -> Result<(PathBuf, Watcher)> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.found.recv_timeout(left) {
+            Ok(path) => Ok((path, self)),
+            Err(_) => {
+                self.stop.store(true, Ordering::Relaxed);
+                match self.thread.join() {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(Error::new(
+                        ErrorKind::Temporary,
+                        "selftest message",
+                        "did not come back before the timeout",
+                    )),
+                }
+            }
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 fn is_ours(path: &Path, message_id: &str) -> bool {
