@@ -35,8 +35,9 @@ const EXAMPLES: &str = "  mail-index --maildir ~/Mail new
   mail-index tag +done -new -- 'tag:new and from:billing@example.com'
       Tag changes, then the query after --; +flagged renames the file to :2,F.
   mail-index count tag:unread
-  NOTMUCH_CONFIG=/dev/null NOTMUCH_DATABASE=~/Mail notmuch search tag:new
-      The same database through the notmuch CLI.";
+  notmuch search tag:new
+      The same database through the notmuch CLI (and emacs, neomutt), given
+      database.path=~/Mail in ~/.notmuch-config.";
 
 /// The notmuch index of a maildir: scan it, index given files, search,
 /// count and tag with notmuch queries. The database is MAILDIR/.notmuch,
