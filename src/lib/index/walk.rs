@@ -18,15 +18,12 @@ use crate::error::{Error, Result};
 /// mailbot's own state.
 const SKIPPED_FOLDERS: [&str; 2] = [".notmuch", ".mailbot"];
 
-/// Files that servers and sync tools keep inside maildir folders. notmuch
-/// would try each of them as a message on every run and note that it is
-/// not one; skipping them by name saves the parse.
-const BOOKKEEPING_FILES: [&str; 8] = [
+/// Files that servers and sync tools keep inside maildir folders, beside
+/// every `dovecot.*` and `dovecot-*` file. notmuch would try each of them
+/// as a message on every run and note that it is not one; skipping them by
+/// name saves the parse.
+const BOOKKEEPING_FILES: [&str; 4] = [
     "maildirfolder",
-    "dovecot-uidlist",
-    "dovecot-keywords",
-    "dovecot-uidvalidity",
-    "dovecot-acl-list",
     "subscriptions",
     "courierimapuiddb",
     "courierimapkeywords",
@@ -125,9 +122,8 @@ pub const NOT_UTF8: &str =
 
 fn is_bookkeeping(name: &str) -> bool {
     BOOKKEEPING_FILES.contains(&name)
-        || name.starts_with("dovecot.index")
-        || name.starts_with("dovecot.list.index")
-        || name.starts_with("dovecot-uidvalidity.")
+        || name.starts_with("dovecot.")
+        || name.starts_with("dovecot-")
 }
 
 #[cfg(test)]
@@ -166,6 +162,8 @@ mod tests {
             "cur/.hidden",
             "dovecot-uidlist",
             "dovecot.index.log",
+            "dovecot-uidvalidity.5f3a",
+            "courierimapuiddb",
         ] {
             fs::write(root.join(f), b"x").unwrap();
         }
