@@ -1,1 +1,940 @@
-//! mail-index: the notmuch index of a maildir (libnotmuch through the `notmuch` crate).
+//! mail-index: the notmuch index of a maildir, kept with libnotmuch (the
+//! `notmuch` crate) in the database that the `notmuch` CLI, emacs and
+//! neomutt read: `MAILDIR/.notmuch`, with `MAILDIR` as the mail root.
+//!
+//! [`Index::add`] indexes exactly the files it is handed (what a sync has
+//! just fetched) with no scan; [`Index::scan`] walks the maildir as
+//! `notmuch new` does, adding what is new and dropping what is gone. New
+//! messages get the configured tags and, as notmuch's `synchronize_flags`
+//! does, tags from their maildir flags; [`Index::tag`] writes tag changes
+//! back as flags by renaming the files. Queries are notmuch's.
+//!
+//! Deliberately not here: notmuch's own configuration file (`new.tags`,
+//! `new.ignore`, `search.exclude_tags`; callers pass what they want and
+//! libnotmuch is opened with no configuration file), hooks, decryption,
+//! and directory mtimes (the crate has no API for them, so every scan
+//! lists every folder).
+//!
+//! Two traps of the crate are handled here: it panics on a path that is not
+//! UTF-8, so every path is checked before it is handed over and file names
+//! read back from the database are read under `catch_unwind`
+//! ([`install_panic_filter`] keeps those caught panics off stderr); and it
+//! reports a file whose Message-ID is already indexed as plain success,
+//! so duplicates are told apart by the message's file count. Handles are
+//! not `Send`: an [`Index`] stays on the thread that opened it.
+
+mod walk;
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use notmuch::{AtomicOperation, Database, DatabaseMode, Message, MessageFlag, Sort, Status};
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// How new messages are tagged.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// Tags every new message gets (`notmuch new`'s `new.tags`).
+    pub new_tags: Vec<String>,
+    /// Keep maildir flags and tags in step (`maildir.synchronize_flags`):
+    /// flags become tags when a file is indexed, tag changes rename files.
+    pub synchronize_flags: bool,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            new_tags: vec!["new".to_string()],
+            synchronize_flags: true,
+        }
+    }
+}
+
+/// Where the notmuch database of `maildir` lives: `maildir/.notmuch`.
+pub fn database_path(maildir: &Path) -> PathBuf {
+    maildir.join(".notmuch")
+}
+
+/// An open notmuch database over one maildir.
+pub struct Index {
+    db: Database,
+    root: PathBuf,
+    options: IndexOptions,
+    writable: bool,
+}
+
+impl fmt::Debug for Index {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Index")
+            .field("root", &self.root)
+            .field("options", &self.options)
+            .field("writable", &self.writable)
+            .finish()
+    }
+}
+
+/// One tag change: `+tag` or `-tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagChange {
+    /// Add the tag.
+    Add(String),
+    /// Remove the tag.
+    Remove(String),
+}
+
+impl TagChange {
+    /// Reads `+tag` or `-tag`; anything else (no sign, an empty tag) is
+    /// `None`.
+    pub fn parse(arg: &str) -> Option<TagChange> {
+        let (sign, tag) = arg.split_at_checked(1)?;
+        if tag.is_empty() {
+            return None;
+        }
+        match sign {
+            "+" => Some(TagChange::Add(tag.to_string())),
+            "-" => Some(TagChange::Remove(tag.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The tag it adds or removes.
+    pub fn tag(&self) -> &str {
+        match self {
+            TagChange::Add(t) | TagChange::Remove(t) => t,
+        }
+    }
+}
+
+/// One message found by a search.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    /// The Message-ID without angle brackets (notmuch makes one up for a
+    /// message that has none).
+    pub message_id: String,
+    /// notmuch's thread id (without the `thread:` prefix).
+    pub thread_id: String,
+    /// Every file of the message, absolute.
+    pub files: Vec<PathBuf>,
+    /// Its tags, sorted.
+    pub tags: Vec<String>,
+    /// The Date header as seconds since the epoch.
+    pub date: i64,
+    /// The From header as written (decoded).
+    pub from: String,
+    /// The Subject header (decoded).
+    pub subject: String,
+}
+
+/// What [`Index::add`] did with each file.
+#[derive(Debug, Default)]
+pub struct AddReport {
+    /// Files that were new messages.
+    pub added: Vec<PathBuf>,
+    /// Files the database already had.
+    pub already_indexed: Vec<PathBuf>,
+    /// New files of a Message-ID the database already had (a copy, or a
+    /// message renamed by something else); indexed as another file of
+    /// that message.
+    pub duplicate_id: Vec<PathBuf>,
+    /// Files that could not be indexed, with the reason (`InputMissing`
+    /// for a file that is not there, `BadInput` for one that is not mail
+    /// or whose name is not UTF-8).
+    pub failed: Vec<(PathBuf, Error)>,
+}
+
+/// What [`Index::scan`] did.
+#[derive(Debug, Default, Serialize)]
+pub struct ScanReport {
+    /// New messages indexed.
+    pub added: usize,
+    /// Messages dropped because none of their files is left.
+    pub removed: usize,
+    /// Files gone whose message is still there through another file: a
+    /// rename (a flag change by a mail reader, a move between folders), or
+    /// one copy of several deleted.
+    pub renamed: usize,
+    /// New files of a message already indexed that are not the other half
+    /// of a rename (a copy in another folder).
+    pub duplicate_id: usize,
+    /// Files that could not be indexed or read, with the reason.
+    #[serde(serialize_with = "paths_with_reasons")]
+    pub failed: Vec<(PathBuf, String)>,
+    /// Files that are not mail (libnotmuch found no headers); notmuch new
+    /// ignores them too. They are tried again on the next scan.
+    #[serde(serialize_with = "paths_lossy")]
+    pub not_mail: Vec<PathBuf>,
+}
+
+fn paths_with_reasons<S: serde::Serializer>(
+    items: &[(PathBuf, String)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(items.len()))?;
+    for (path, reason) in items {
+        seq.serialize_element(&(path.to_string_lossy(), reason))?;
+    }
+    seq.end()
+}
+
+fn paths_lossy<S: serde::Serializer>(
+    items: &[PathBuf],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(items.iter().map(|p| p.to_string_lossy()))
+}
+
+/// How often [`Index::scan`] reports progress, in files.
+const PROGRESS_EVERY: usize = 64;
+
+impl Index {
+    /// Opens the database of `maildir` for reading and writing, creating
+    /// it (`maildir/.notmuch`) when it is missing. A database another
+    /// writer has open (another `Index`, in this process too, `notmuch
+    /// new`, a mail reader tagging) is [`ErrorKind::Locked`] (exit 75);
+    /// a maildir that is not there is [`ErrorKind::InputMissing`]. The
+    /// write lock is held until the index is closed or dropped.
+    pub fn open(maildir: &Path, options: IndexOptions) -> Result<Index> {
+        for tag in &options.new_tags {
+            check_tag(tag)?;
+        }
+        let root = mail_root(maildir)?;
+        let db = if has_database(&root) {
+            check_write_lock(&root)?;
+            open_database(&root, DatabaseMode::ReadWrite)?
+        } else {
+            match Database::create(&root) {
+                Ok(db) => db,
+                // Another process created it in the meantime.
+                Err(_) if has_database(&root) => open_database(&root, DatabaseMode::ReadWrite)?,
+                Err(e) => {
+                    return Err(notmuch_error(
+                        ErrorKind::CannotCreate,
+                        database_path(&root).display().to_string(),
+                        e,
+                    ));
+                }
+            }
+        };
+        Ok(Index {
+            db,
+            root,
+            options,
+            writable: true,
+        })
+    }
+
+    /// Opens the database of `maildir` for reading only; a missing
+    /// database is [`ErrorKind::InputMissing`] (exit 66). Readers never
+    /// wait for a writer.
+    pub fn open_read_only(maildir: &Path) -> Result<Index> {
+        let root = mail_root(maildir)?;
+        if !has_database(&root) {
+            return Err(Error::new(
+                ErrorKind::InputMissing,
+                database_path(&root).display().to_string(),
+                "no notmuch database here (mail-index new creates it)",
+            ));
+        }
+        let db = open_database(&root, DatabaseMode::ReadOnly)?;
+        Ok(Index {
+            db,
+            root,
+            options: IndexOptions::default(),
+            writable: false,
+        })
+    }
+
+    /// The mail root: the maildir as an absolute path with symlinks
+    /// resolved, as the database records it.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The options new messages are tagged with.
+    pub fn options(&self) -> &IndexOptions {
+        &self.options
+    }
+
+    /// Indexes exactly these files, no scan. New messages get
+    /// `options.new_tags` and, with `synchronize_flags`, their maildir
+    /// flags as tags (no `S` → `unread`, `F` flagged, `R` replied, `D`
+    /// draft, `P` passed). Relative paths are taken from the current
+    /// directory. A file that fails is reported in the result and the rest
+    /// go on; only a failure of the database itself is an `Err`.
+    pub fn add(&mut self, paths: &[PathBuf]) -> Result<AddReport> {
+        self.require_writable("add")?;
+        let mut report = AddReport::default();
+        for path in paths {
+            let file = match self.checked_file(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    report.failed.push((path.clone(), e));
+                    continue;
+                }
+            };
+            let known = self
+                .db
+                .find_message_by_filename(&file)
+                .map_err(|e| notmuch_error(ErrorKind::InputMissing, self.db_name(), e))?;
+            if known.is_some() {
+                report.already_indexed.push(path.clone());
+                continue;
+            }
+            match self.index_file(&file) {
+                Ok(Indexed::New) => report.added.push(path.clone()),
+                Ok(Indexed::DuplicateId) => report.duplicate_id.push(path.clone()),
+                Ok(Indexed::NotMail) => report.failed.push((
+                    path.clone(),
+                    Error::new(ErrorKind::BadInput, path.display().to_string(), NOT_MAIL),
+                )),
+                Err(e) if is_per_file(&e) => report.failed.push((path.clone(), e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Like `notmuch new`: indexes the files under the maildir that the
+    /// database does not have and drops the ones that are gone. A rename
+    /// is an add and a remove of the same Message-ID, so tags survive it;
+    /// with `synchronize_flags` the tags follow the new file's flags.
+    /// `.notmuch`, `.mailbot`, dot files and the `tmp/` of maildir folders
+    /// are skipped. `progress(done, total)` is called now and then while
+    /// files are indexed or dropped.
+    pub fn scan(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<ScanReport> {
+        self.require_writable("scan")?;
+        let mut report = ScanReport::default();
+        let found = walk::message_files(&self.root, &mut report.failed)?;
+        let known = self.indexed_files()?;
+        let on_disk: HashSet<&Path> = found.iter().map(PathBuf::as_path).collect();
+        let new: Vec<&PathBuf> = found.iter().filter(|p| !known.contains(*p)).collect();
+        // A file the walk did not list but which is still there (in a
+        // folder that could not be read, or put in the index by another
+        // tool from a place the walk skips) is never dropped.
+        let mut gone: Vec<PathBuf> = known
+            .into_iter()
+            .filter(|p| p.starts_with(&self.root) && !on_disk.contains(p.as_path()))
+            .filter(|p| matches!(fs::symlink_metadata(p), Err(e) if e.kind() == io::ErrorKind::NotFound))
+            .collect();
+        gone.sort();
+        let total = new.len() + gone.len();
+        let mut done = 0;
+        progress(done, total);
+        let mut duplicates: usize = 0;
+        for path in new {
+            match self.index_file(path) {
+                Ok(Indexed::New) => report.added += 1,
+                Ok(Indexed::DuplicateId) => duplicates += 1,
+                Ok(Indexed::NotMail) => report.not_mail.push(path.clone()),
+                Err(e) if is_per_file(&e) => report.failed.push((path.clone(), e.to_string())),
+                Err(e) => return Err(e),
+            }
+            done += 1;
+            if done % PROGRESS_EVERY == 0 {
+                progress(done, total);
+            }
+        }
+        for path in &gone {
+            match self.remove_file(path)? {
+                Removed::LastFile => report.removed += 1,
+                Removed::OneOfSeveral => report.renamed += 1,
+                Removed::NotIndexed => {}
+            }
+            done += 1;
+            if done % PROGRESS_EVERY == 0 {
+                progress(done, total);
+            }
+        }
+        report.duplicate_id = duplicates.saturating_sub(report.renamed);
+        progress(done, total);
+        Ok(report)
+    }
+
+    /// The messages matching a notmuch query, newest first.
+    pub fn search(&self, query: &str) -> Result<Vec<Hit>> {
+        let q = self.query(query)?;
+        q.set_sort(Sort::NewestFirst);
+        let messages = q
+            .search_messages()
+            .map_err(|e| notmuch_error(ErrorKind::Usage, format!("query {query:?}"), e))?;
+        messages.map(|m| hit(&m)).collect()
+    }
+
+    /// How many messages match a notmuch query.
+    pub fn count(&self, query: &str) -> Result<u64> {
+        let q = self.query(query)?;
+        q.count_messages()
+            .map(u64::from)
+            .map_err(|e| notmuch_error(ErrorKind::Usage, format!("query {query:?}"), e))
+    }
+
+    /// Applies tag changes, in order, to every message matching `query`,
+    /// and returns how many messages matched. With `synchronize_flags`,
+    /// each message's files are renamed so their flags match the tags (as
+    /// `notmuch tag` does with `maildir.synchronize_flags`): `+flagged`
+    /// gives `F`, `-unread` gives `S`, and a message in `new/` moves to
+    /// `cur/` once it has a flag.
+    pub fn tag(&mut self, query: &str, changes: &[TagChange]) -> Result<usize> {
+        self.require_writable("tag")?;
+        for change in changes {
+            check_tag(change.tag())?;
+        }
+        let q = self.query(query)?;
+        q.set_sort(Sort::Unsorted);
+        let messages = q
+            .search_messages()
+            .map_err(|e| notmuch_error(ErrorKind::Usage, format!("query {query:?}"), e))?;
+        let mut count = 0;
+        for message in messages {
+            let id = message.id().into_owned();
+            let what = || format!("id:{id}");
+            let _atomic = AtomicOperation::new(&self.db)
+                .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?;
+            message
+                .freeze()
+                .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+            for change in changes {
+                let done = match change {
+                    TagChange::Add(t) => message.add_tag(t),
+                    TagChange::Remove(t) => message.remove_tag(t),
+                };
+                done.map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+            }
+            message
+                .thaw()
+                .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+            if self.options.synchronize_flags {
+                message
+                    .tags_to_maildir_flags()
+                    .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Writes everything to disk and closes the database, letting other
+    /// writers in. Dropping the index does the same but cannot report a
+    /// failure.
+    pub fn close(self) -> Result<()> {
+        self.db
+            .close()
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))
+    }
+
+    fn db_name(&self) -> String {
+        database_path(&self.root).display().to_string()
+    }
+
+    fn require_writable(&self, what: &str) -> Result<()> {
+        if self.writable {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Usage,
+            self.db_name(),
+            format!("opened read-only; {what} needs Index::open"),
+        ))
+    }
+
+    fn query(&self, query: &str) -> Result<notmuch::Query> {
+        if query.contains('\0') {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!("query {query:?}"),
+                "contains a NUL character",
+            ));
+        }
+        self.db
+            .create_query(query)
+            .map_err(|e| notmuch_error(ErrorKind::Usage, format!("query {query:?}"), e))
+    }
+
+    /// The path a file is indexed under: absolute, its folder with
+    /// symlinks resolved (so files inside the maildir are recorded
+    /// relative to the mail root, as notmuch new records them), UTF-8,
+    /// and an existing regular file.
+    fn checked_file(&self, path: &Path) -> Result<PathBuf> {
+        if path.to_str().is_none() {
+            return Err(Error::new(
+                ErrorKind::BadInput,
+                path.display().to_string(),
+                walk::NOT_UTF8,
+            ));
+        }
+        let meta = fs::metadata(path).map_err(|e| Error::reading(path, e))?;
+        if !meta.is_file() {
+            return Err(Error::new(
+                ErrorKind::BadInput,
+                path.display().to_string(),
+                "not a file",
+            ));
+        }
+        let absolute = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::reading(Path::new("."), e))?
+                .join(path)
+        };
+        let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
+            return Err(Error::new(
+                ErrorKind::BadInput,
+                path.display().to_string(),
+                "not a file",
+            ));
+        };
+        let file = fs::canonicalize(parent)
+            .map_err(|e| Error::reading(parent, e))?
+            .join(name);
+        if file.to_str().is_none() {
+            return Err(Error::new(
+                ErrorKind::BadInput,
+                file.display().to_string(),
+                walk::NOT_UTF8,
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Indexes one file the database does not have, in its own atomic
+    /// section (as notmuch new does), and tags it. The path must be
+    /// UTF-8.
+    fn index_file(&self, file: &Path) -> Result<Indexed> {
+        let _atomic = AtomicOperation::new(&self.db)
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?;
+        let message = match self.db.index_file(file, None) {
+            Ok(m) => m,
+            Err(notmuch::Error::NotmuchError(Status::FileNotEmail)) => return Ok(Indexed::NotMail),
+            Err(e) => {
+                return Err(notmuch_error(
+                    ErrorKind::BadInput,
+                    file.display().to_string(),
+                    e,
+                ));
+            }
+        };
+        // The crate turns DUPLICATE_MESSAGE_ID into success: a message
+        // with more than this one file was already there.
+        let duplicate = message.count_files() > 1;
+        let what = || file.display().to_string();
+        message
+            .freeze()
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+        if self.options.synchronize_flags {
+            message
+                .maildir_flags_to_tags()
+                .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+        }
+        if !duplicate {
+            for tag in &self.options.new_tags {
+                // As notmuch new: a message already seen is not unread.
+                if tag == "unread" && has_seen_flag(file) {
+                    continue;
+                }
+                message
+                    .add_tag(tag)
+                    .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+            }
+        }
+        message
+            .thaw()
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+        Ok(if duplicate {
+            Indexed::DuplicateId
+        } else {
+            Indexed::New
+        })
+    }
+
+    /// Drops one file name from the database; the message goes with it
+    /// when it was its last file, else its tags follow the flags of the
+    /// files left.
+    fn remove_file(&self, file: &Path) -> Result<Removed> {
+        let what = || file.display().to_string();
+        let found = self
+            .db
+            .find_message_by_filename(&file)
+            .map_err(|e| notmuch_error(ErrorKind::InputMissing, what(), e))?;
+        let Some(message) = found else {
+            return Ok(Removed::NotIndexed);
+        };
+        let id = message.id().into_owned();
+        drop(message);
+        let _atomic = AtomicOperation::new(&self.db)
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?;
+        self.db
+            .remove_message(file)
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+        match self
+            .db
+            .find_message(&id)
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?
+        {
+            // A message others refer to stays as a ghost, which has no
+            // files (libnotmuch counts one empty name for it).
+            Some(left) if !left.get_flag(MessageFlag::Ghost) => {
+                if self.options.synchronize_flags {
+                    left.maildir_flags_to_tags()
+                        .map_err(|e| notmuch_error(ErrorKind::CannotCreate, what(), e))?;
+                }
+                Ok(Removed::OneOfSeveral)
+            }
+            _ => Ok(Removed::LastFile),
+        }
+    }
+
+    /// Every file name the database holds.
+    fn indexed_files(&self) -> Result<HashSet<PathBuf>> {
+        let mut files = HashSet::new();
+        if self.count("*")? == 0 {
+            return Ok(files);
+        }
+        let q = self.query("*")?;
+        q.set_sort(Sort::Unsorted);
+        let messages = q
+            .search_messages()
+            .map_err(|e| notmuch_error(ErrorKind::InputMissing, self.db_name(), e))?;
+        for message in messages {
+            // A message with a file name that is not UTF-8 (put there by
+            // another tool) cannot be read through the crate; its files
+            // are then found again by the walk and skipped there.
+            if let Ok(names) = filenames(&message) {
+                files.extend(names);
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// Lookups and removals by file, for callers that move files themselves
+/// (mail-bot's `move`).
+impl Index {
+    /// The Message-ID notmuch knows `path` by (its own `notmuch-sha1-...`
+    /// for a message without one); `None` when the file is not indexed.
+    pub fn message_id_of_file(&self, path: &Path) -> Result<Option<String>> {
+        let file = self.checked_file(path)?;
+        let found = self
+            .db
+            .find_message_by_filename(&file)
+            .map_err(|e| notmuch_error(ErrorKind::InputMissing, file.display().to_string(), e))?;
+        Ok(found.map(|m| m.id().into_owned()))
+    }
+
+    /// Drops file names that are gone from disk (moved away or deleted);
+    /// a message keeps its tags while it has another file. Returns how
+    /// many names were indexed.
+    pub fn forget(&mut self, paths: &[PathBuf]) -> Result<usize> {
+        self.require_writable("forget")?;
+        let mut forgotten = 0;
+        for path in paths {
+            let Some(text) = path.to_str() else {
+                return Err(Error::new(
+                    ErrorKind::BadInput,
+                    path.display().to_string(),
+                    walk::NOT_UTF8,
+                ));
+            };
+            let file = match (path.parent().map(fs::canonicalize), path.file_name()) {
+                (Some(Ok(parent)), Some(name)) => parent.join(name),
+                _ => PathBuf::from(text),
+            };
+            if !matches!(self.remove_file(&file)?, Removed::NotIndexed) {
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
+    }
+}
+
+enum Indexed {
+    New,
+    DuplicateId,
+    NotMail,
+}
+
+const NOT_MAIL: &str = "not a mail message (libnotmuch found no header fields)";
+
+enum Removed {
+    LastFile,
+    OneOfSeveral,
+    NotIndexed,
+}
+
+/// Failures that concern one file and let the others go on.
+fn is_per_file(err: &Error) -> bool {
+    matches!(err.kind(), ErrorKind::BadInput | ErrorKind::InputMissing)
+}
+
+fn hit(message: &Message) -> Result<Hit> {
+    let header = |name: &str| {
+        message
+            .header(name)
+            .ok()
+            .flatten()
+            .map(|h| h.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Hit {
+        message_id: message.id().into_owned(),
+        thread_id: message.thread_id().into_owned(),
+        files: filenames(message)?,
+        tags: message.tags().collect(),
+        date: message.date(),
+        from: header("from"),
+        subject: header("subject"),
+    })
+}
+
+thread_local! {
+    /// Set while a call into the crate that may panic on a non-UTF-8 file
+    /// name runs under `catch_unwind`.
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The file names of a message. The crate panics on one that is not
+/// UTF-8; that panic is caught and becomes an error naming the message.
+fn filenames(message: &Message) -> Result<Vec<PathBuf>> {
+    CATCHING.with(|c| c.set(true));
+    let names = panic::catch_unwind(AssertUnwindSafe(|| message.filenames().collect()));
+    CATCHING.with(|c| c.set(false));
+    names.map_err(|_| {
+        Error::new(
+            ErrorKind::BadInput,
+            format!("id:{}", message.id()),
+            "a file name of this message is not UTF-8; the notmuch crate cannot read it \
+             (rename the file and run mail-index new)",
+        )
+    })
+}
+
+/// Keeps the panics this module catches (file names that are not UTF-8,
+/// read through the crate) off stderr; every other panic is printed as
+/// before. For binaries, once at start.
+pub fn install_panic_filter() {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if !CATCHING.with(Cell::get) {
+            previous(info);
+        }
+    }));
+}
+
+/// Whether the file's name carries the maildir `S` (seen) flag, read as
+/// libnotmuch reads it: after `:2,`.
+fn has_seen_flag(file: &Path) -> bool {
+    file.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once(":2,"))
+        .is_some_and(|(_, flags)| flags.contains('S'))
+}
+
+fn check_tag(tag: &str) -> Result<()> {
+    // libnotmuch refuses tags over 200 bytes; the crate panics on a NUL.
+    let problem = if tag.is_empty() {
+        Some("is empty")
+    } else if tag.contains('\0') {
+        Some("contains a NUL character")
+    } else if tag.len() > 200 {
+        Some("is longer than 200 bytes")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(Error::new(ErrorKind::Usage, format!("tag {tag:?}"), p)),
+        None => Ok(()),
+    }
+}
+
+/// The maildir as the mail root: an existing folder, absolute, symlinks
+/// resolved, UTF-8.
+fn mail_root(maildir: &Path) -> Result<PathBuf> {
+    let not_utf8 = |p: &Path| {
+        Error::new(
+            ErrorKind::BadInput,
+            p.display().to_string(),
+            "maildir path is not UTF-8; libnotmuch through the notmuch crate cannot take it",
+        )
+    };
+    if maildir.to_str().is_none() {
+        return Err(not_utf8(maildir));
+    }
+    let meta = fs::metadata(maildir).map_err(|e| Error::reading(maildir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::new(
+            ErrorKind::InputMissing,
+            maildir.display().to_string(),
+            "not a folder",
+        ));
+    }
+    let root = fs::canonicalize(maildir).map_err(|e| Error::reading(maildir, e))?;
+    if root.to_str().is_none() {
+        return Err(not_utf8(&root));
+    }
+    Ok(root)
+}
+
+/// Fails with `Locked` when another writer holds the database's lock.
+///
+/// libnotmuch opens with Xapian's `DB_RETRY_LOCK`, which waits for the
+/// lock as long as it takes: a cron run would hang behind a mail reader
+/// that keeps the database open, and a second open in the same process
+/// would wait for itself. Xapian's lock is an fcntl (OFD) lock on
+/// `xapian/flintlock`, which a plain fcntl lock conflicts with, so trying
+/// one for a moment tells whether the database is free. Another writer
+/// can still come in between; then libnotmuch waits for it to finish.
+fn check_write_lock(root: &Path) -> Result<()> {
+    let lock = database_path(root).join("xapian/flintlock");
+    let file = match fs::OpenOptions::new().read(true).write(true).open(&lock) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::reading(&lock, e)),
+    };
+    match rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::NonBlockingUnlock).map_err(
+                |e| {
+                    Error::io(
+                        ErrorKind::CannotCreate,
+                        lock.display().to_string(),
+                        e.into(),
+                    )
+                },
+            )?;
+            Ok(())
+        }
+        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::ACCESS => {
+            Err(Error::new(
+                ErrorKind::Locked,
+                database_path(root).display().to_string(),
+                "another process is writing the index (mail-index, notmuch new or tag, a mail reader); retry later",
+            ))
+        }
+        Err(e) => Err(Error::io(
+            ErrorKind::CannotCreate,
+            lock.display().to_string(),
+            e.into(),
+        )),
+    }
+}
+
+fn has_database(root: &Path) -> bool {
+    database_path(root).join("xapian").is_dir()
+}
+
+/// Opens an existing database with no notmuch configuration file, so the
+/// user's `~/.notmuch-config` and `NOTMUCH_*` variables change nothing.
+fn open_database(root: &Path, mode: DatabaseMode) -> Result<Database> {
+    Database::open_with_config(Some(root), mode, Some(""), None).map_err(|e| {
+        let kind = match mode {
+            DatabaseMode::ReadOnly => ErrorKind::InputMissing,
+            DatabaseMode::ReadWrite => ErrorKind::CannotCreate,
+        };
+        notmuch_error(kind, database_path(root).display().to_string(), e)
+    })
+}
+
+/// A libnotmuch failure as the library's error: a write lock held by
+/// someone else is `Locked`, a missing database `InputMissing`, a bad
+/// query `Usage`; other failures get `fallback`.
+fn notmuch_error(fallback: ErrorKind, object: String, err: notmuch::Error) -> Error {
+    let (status, message) = match &err {
+        notmuch::Error::NotmuchError(s) => (Some(*s), None),
+        notmuch::Error::NotmuchVerboseError(s, m) => (Some(*s), Some(m.trim().to_string())),
+        notmuch::Error::IoError(e) => {
+            return Error::io(fallback, object, io::Error::new(e.kind(), e.to_string()));
+        }
+        notmuch::Error::UnspecifiedError => (None, None),
+    };
+    let message = message.filter(|m| !m.is_empty() && m != "[no info]");
+    let text = message
+        .clone()
+        .or_else(|| status.map(|s| s.to_string()))
+        .unwrap_or_else(|| "libnotmuch failed".to_string());
+    let kind = match status {
+        Some(Status::XapianException) if text.contains("lock") => ErrorKind::Locked,
+        Some(Status::NoDatabase) => ErrorKind::InputMissing,
+        Some(Status::BadQuerySyntax) => ErrorKind::Usage,
+        Some(Status::ReadOnlyDatabase) => ErrorKind::Usage,
+        Some(Status::UpgradeRequired) => ErrorKind::Config,
+        Some(Status::OutOfMemory) => ErrorKind::Temporary,
+        Some(Status::FileNotEmail) => ErrorKind::BadInput,
+        _ => fallback,
+    };
+    let text = match kind {
+        ErrorKind::Locked => format!("{text} (another process is writing the index; retry later)"),
+        _ => text,
+    };
+    Error::new(kind, object, text.replace('\n', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_changes_parse() {
+        let cases = [
+            ("+inbox", Some(TagChange::Add("inbox".into()))),
+            ("-unread", Some(TagChange::Remove("unread".into()))),
+            ("+", None),
+            ("-", None),
+            ("inbox", None),
+            ("", None),
+            ("+a b", Some(TagChange::Add("a b".into()))),
+            ("+ü", Some(TagChange::Add("ü".into()))),
+            ("ü", None),
+        ];
+        for (arg, want) in cases {
+            assert_eq!(TagChange::parse(arg), want, "{arg:?}");
+        }
+    }
+
+    #[test]
+    fn seen_flag_is_read_after_2_comma() {
+        let cases = [
+            ("/m/cur/1.M1P1.h:2,S", true),
+            ("/m/cur/1.M1P1.h:2,FRS", true),
+            ("/m/cur/1.M1P1.h:2,F", false),
+            ("/m/new/1.M1P1.h", false),
+            ("/m/cur/S", false),
+        ];
+        for (path, seen) in cases {
+            assert_eq!(has_seen_flag(Path::new(path)), seen, "{path}");
+        }
+    }
+
+    #[test]
+    fn bad_tags_are_usage_errors() {
+        for tag in ["", "a\0b", &"x".repeat(201)] {
+            assert_eq!(check_tag(tag).unwrap_err().kind(), ErrorKind::Usage);
+        }
+        check_tag("attachment").unwrap();
+    }
+
+    #[test]
+    fn lock_failures_are_locked() {
+        let err = notmuch_error(
+            ErrorKind::CannotCreate,
+            "/m/.notmuch".into(),
+            notmuch::Error::NotmuchVerboseError(
+                Status::XapianException,
+                "A Xapian exception occurred opening database: Unable to get write lock on /m/.notmuch/xapian: already locked\n".into(),
+            ),
+        );
+        assert_eq!(err.kind(), ErrorKind::Locked);
+        assert!(
+            err.to_string()
+                .starts_with("/m/.notmuch: A Xapian exception")
+        );
+        assert!(!err.to_string().contains('\n'));
+    }
+}

@@ -500,12 +500,12 @@ impl Worker<'_> {
             }
         }
         if let Some(q) = &rule.query {
-            let Some(id) = &facts.message_id else {
-                // notmuch names such messages itself; without the id the
-                // query cannot be narrowed to this message.
+            // notmuch's id for this file: the Message-ID, or the name it
+            // made up for a message without one.
+            let Some(id) = self.index.message_id_of_file(&found.path)? else {
                 return Ok(false);
             };
-            let narrowed = format!("({q}) and {}", id_query(id));
+            let narrowed = format!("({q}) and {}", id_query(&id));
             if self.index.count(&narrowed)? == 0 {
                 return Ok(false);
             }
@@ -755,7 +755,7 @@ impl Worker<'_> {
             maildir::sync_dir(dir)?;
         }
         self.index.add(std::slice::from_ref(&dest))?;
-        self.index.remove_files(&[path.to_path_buf()])?;
+        self.index.forget(&[path.to_path_buf()])?;
         Ok(dest)
     }
 }
