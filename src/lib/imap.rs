@@ -31,8 +31,8 @@ use crate::smtp::Auth;
 use crate::tls::{self, Wire};
 
 pub use response::{
-    InMemory, Literals, MAX_MEMORY_LITERAL, Response, Status, Value, read_literal_to_memory,
-    render, wire_error,
+    InMemory, Literals, MAX_MEMORY_LITERAL, Response, Status, Value, breaks_session,
+    read_literal_to_memory, render, wire_error,
 };
 
 /// The read buffer under the parser: big enough that a body literal is
@@ -641,42 +641,69 @@ impl Session {
     }
 
     /// UID FETCH `set` `items` [`(modifiers)`]: every FETCH response goes
-    /// to `each` as it arrives, literals to `sink`. Returns the UIDs a
-    /// `VANISHED` modifier reported. A refusal is `Refused` (the messages
-    /// delivered to `each` before it stand).
-    pub fn uid_fetch(
+    /// to `each` as it arrives (with the sink, which holds what it did
+    /// with the response's literals). Returns the UIDs a `VANISHED`
+    /// modifier reported. A refusal is `Refused` (the messages delivered
+    /// to `each` before it stand). A local failure (from the sink or from
+    /// `each`) stops the delivery; the rest of the answer is read and
+    /// dropped, so the session stays usable, and the failure returned.
+    pub fn uid_fetch<S: Literals>(
         &mut self,
         set: &str,
         items: &str,
         modifiers: Option<&str>,
-        sink: &mut dyn Literals,
-        each: &mut dyn FnMut(Fetch) -> Result<()>,
+        sink: &mut S,
+        each: &mut dyn FnMut(&mut S, Fetch) -> Result<()>,
     ) -> Result<UidSet> {
         let command = match modifiers {
             Some(m) => format!("UID FETCH {set} {items} ({m})"),
             None => format!("UID FETCH {set} {items}"),
         };
+        let tag = self.start(&command)?;
         let mut gone = UidSet::default();
-        let done = self.execute(&[Arg::Text(&command)], sink, &mut |r| {
-            if let Response::Data(items) = &r {
-                if let (Some(n), Some(kw), Some(list)) = (
-                    items.first().and_then(Value::number),
-                    items.get(1).and_then(Value::atom),
-                    items.get(2).and_then(Value::list),
-                ) && kw.eq_ignore_ascii_case("FETCH")
-                {
-                    return each(Fetch::parse(u32::try_from(n).unwrap_or(0), list));
+        let mut failed: Option<Error> = None;
+        loop {
+            let step = match failed {
+                None => self.next(&tag, sink, false),
+                Some(_) => self.next(&tag, &mut Discard, false),
+            };
+            let r = match step {
+                Ok(Step::Done(done)) => {
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                    if !done.is_ok() {
+                        return Err(self.refusal("UID FETCH", set, &done));
+                    }
+                    return Ok(gone);
                 }
-                if let Some(set) = vanished(items) {
-                    gone.extend(&set);
+                Ok(Step::Untagged(r)) => r,
+                Err(e) if !breaks_session(&e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Response::Data(items) = &r else { continue };
+            if let Some(set) = vanished(items) {
+                gone.extend(&set);
+                continue;
+            }
+            if let (Some(n), Some(kw), Some(list)) = (
+                items.first().and_then(Value::number),
+                items.get(1).and_then(Value::atom),
+                items.get(2).and_then(Value::list),
+            ) && kw.eq_ignore_ascii_case("FETCH")
+                && failed.is_none()
+            {
+                let fetch = Fetch::parse(u32::try_from(n).unwrap_or(0), list);
+                match each(sink, fetch) {
+                    Ok(()) => {}
+                    Err(e) if breaks_session(&e) => return Err(e),
+                    Err(e) => failed = Some(e),
                 }
             }
-            Ok(())
-        })?;
-        if !done.is_ok() {
-            return Err(self.refusal("UID FETCH", set, &done));
         }
-        Ok(gone)
     }
 
     /// UID SEARCH `criteria`: the matching UIDs (SEARCH or ESEARCH
@@ -1058,44 +1085,60 @@ impl Session {
         logout: bool,
     ) -> Result<Completion> {
         loop {
-            let r = self.read(sink)?;
-            match r {
-                Response::Status {
-                    tag: Some(t),
-                    status,
-                    code,
-                    text,
-                } if t == tag => {
-                    let done = Completion { status, code, text };
-                    if let Some(c) = &done.code {
-                        self.note_capabilities(&Response::Status {
-                            tag: None,
-                            status: done.status,
-                            code: Some(c.clone()),
-                            text: String::new(),
-                        });
-                    }
-                    return Ok(done);
-                }
-                Response::Status { tag: Some(t), .. } => {
-                    return Err(Error::new(
-                        ErrorKind::Protocol,
-                        &self.object,
-                        format!("reply to a command never sent (tag {t})"),
-                    ));
-                }
-                Response::Continue(_) => match pieces.pop_front() {
+            match self.next(tag, sink, logout)? {
+                Step::Done(done) => return Ok(done),
+                Step::Untagged(Response::Continue(_)) => match pieces.pop_front() {
                     Some(piece) => self.write(&piece)?,
                     // A challenge with no answer (XOAUTH2 sends its
                     // error details this way): an empty line ends the
                     // exchange and brings the tagged NO.
                     None => self.write(b"\r\n")?,
                 },
-                other => {
-                    self.check_bye(&other, logout)?;
-                    self.note_capabilities(&other);
-                    on_untagged(other)?;
+                Step::Untagged(other) => on_untagged(other)?,
+            }
+        }
+    }
+
+    /// Sends a command without literals; returns its tag.
+    fn start(&mut self, command: &str) -> Result<String> {
+        self.tag += 1;
+        let tag = format!("m{}", self.tag);
+        self.write(format!("{tag} {command}\r\n").as_bytes())?;
+        Ok(tag)
+    }
+
+    /// Reads the next response of the command tagged `tag`: its
+    /// completion, or an untagged response or continuation request
+    /// (capabilities noted, BYE an error unless `logout`).
+    fn next(&mut self, tag: &str, sink: &mut dyn Literals, logout: bool) -> Result<Step> {
+        let r = self.read(sink)?;
+        match r {
+            Response::Status {
+                tag: Some(t),
+                status,
+                code,
+                text,
+            } if t == tag => {
+                let done = Completion { status, code, text };
+                if let Some(c) = &done.code {
+                    self.note_capabilities(&Response::Status {
+                        tag: None,
+                        status: done.status,
+                        code: Some(c.clone()),
+                        text: String::new(),
+                    });
                 }
+                Ok(Step::Done(done))
+            }
+            Response::Status { tag: Some(t), .. } => Err(Error::new(
+                ErrorKind::Protocol,
+                &self.object,
+                format!("reply to a command never sent (tag {t})"),
+            )),
+            other => {
+                self.check_bye(&other, logout)?;
+                self.note_capabilities(&other);
+                Ok(Step::Untagged(other))
             }
         }
     }
@@ -1126,6 +1169,30 @@ impl Session {
         w.write_all(bytes)
             .and_then(|()| w.flush())
             .map_err(|e| wire_error(&self.object, e))
+    }
+}
+
+/// One step of reading a command's answer.
+#[derive(Debug)]
+enum Step {
+    Untagged(Response),
+    Done(Completion),
+}
+
+/// A sink that reads literals and keeps nothing (to skip an answer).
+#[derive(Debug)]
+struct Discard;
+
+impl Literals for Discard {
+    fn literal(
+        &mut self,
+        _key: Option<&str>,
+        _len: u64,
+        data: &mut dyn BufRead,
+        object: &str,
+    ) -> Result<Value> {
+        io::copy(data, &mut io::sink()).map_err(|e| wire_error(object, e))?;
+        Ok(Value::Nil)
     }
 }
 

@@ -268,14 +268,33 @@ pub fn read_response<R: BufRead>(
         r,
         object,
         text_bytes: 0,
+        deferred: None,
     };
-    p.response(sink)
+    let response = p.response(sink)?;
+    match p.deferred {
+        Some(e) => Err(e),
+        None => Ok(response),
+    }
+}
+
+/// Whether an error leaves the connection unusable (network, TLS, a
+/// server that broke the protocol, refused credentials), as opposed to
+/// a local failure (a file that could not be written) after which the
+/// session can go on.
+pub fn breaks_session(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Temporary | ErrorKind::Tls | ErrorKind::Protocol | ErrorKind::Auth
+    )
 }
 
 struct Parser<'a, R: BufRead> {
     r: &'a mut R,
     object: &'a str,
     text_bytes: usize,
+    /// A local failure of the sink: reported once the response has been
+    /// read to its end, so the stream stays in step.
+    deferred: Option<Error>,
 }
 
 impl<R: BufRead> Parser<'_, R> {
@@ -516,7 +535,16 @@ impl<R: BufRead> Parser<'_, R> {
             _ => return Err(garbage(self.object, "no line end after a literal's length")),
         }
         let mut data = (&mut *self.r).take(len);
-        let value = sink.literal(key, len, &mut data, self.object)?;
+        let value = match sink.literal(key, len, &mut data, self.object) {
+            Ok(v) => v,
+            Err(e) if breaks_session(&e) => return Err(e),
+            Err(e) => {
+                if self.deferred.is_none() {
+                    self.deferred = Some(e);
+                }
+                Value::Nil
+            }
+        };
         // Whatever the sink left is skipped, so the stream stays in step.
         let left = io::copy(&mut data, &mut io::sink()).map_err(|e| wire_error(self.object, e))?;
         let _ = left;
@@ -750,6 +778,29 @@ mod tests {
             ])
         );
         assert_eq!(second, Response::Data(vec![atom("2"), atom("EXISTS")]));
+    }
+
+    #[test]
+    fn a_local_sink_failure_is_reported_after_the_whole_response() {
+        struct Full;
+        impl Literals for Full {
+            fn literal(
+                &mut self,
+                _key: Option<&str>,
+                _len: u64,
+                _data: &mut dyn BufRead,
+                _object: &str,
+            ) -> Result<Value> {
+                Err(Error::new(ErrorKind::CannotCreate, "/m/tmp/x", "disk full"))
+            }
+        }
+        let text = b"* 1 FETCH (BODY[] {3}\r\nabc UID 4)\r\n* 2 EXISTS\r\n";
+        let mut r = io::BufReader::new(&text[..]);
+        let err = read_response(&mut r, &mut Full, "t").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CannotCreate);
+        assert!(!breaks_session(&err));
+        let next = read_response(&mut r, &mut Full, "t").unwrap();
+        assert_eq!(next, Response::Data(vec![atom("2"), atom("EXISTS")]));
     }
 
     #[test]
