@@ -1,1 +1,655 @@
-//! mail-sync: IMAP ⇄ maildir synchronisation with per-folder state under `DIR/.mailbot/`.
+//! mail-sync: IMAP ⇄ maildir synchronisation that never loses or
+//! duplicates a message, with per-folder state under `DIR/.mailbot/`.
+//!
+//! One pass ([`run`]) lists the server's folders, picks those the
+//! patterns name, and syncs each into its local maildir folder: new
+//! server messages are fetched byte for byte (one pipelined `UID FETCH`
+//! over the whole missing range, each body streamed into `tmp/` and
+//! renamed into `new/` or `cur/`), flags are merged both ways against the
+//! flags both sides last agreed on, new local messages are uploaded with
+//! `--push`, and deletions travel only as [`Expunge`] says. With
+//! CONDSTORE/QRESYNC a pass over an unchanged folder costs a SELECT and
+//! a directory listing. [`watch`] does a pass and then waits on one
+//! folder with IDLE.
+//!
+//! Crash safety comes from the file names: each synced file carries its
+//! UID and size (`…,U=17,S=2048:2,S`, see [`names`]), files appear in
+//! `new/`/`cur/` only complete, and the state file ([`state`]) is only a
+//! cache written after a `syncfs`, so whatever instant the process dies
+//! at, the next pass rebuilds what it needs from the names and neither
+//! loses nor fetches twice. A lost or corrupt state, or a new
+//! UIDVALIDITY, makes the pass match local files to server messages by
+//! Message-ID and size (content hash when that is ambiguous) instead of
+//! downloading again.
+//!
+//! Files are kept exactly as the server sends `BODY[]` (CRLF line ends
+//! from Dovecot): the sha256 of a local file is the sha256 of the
+//! server's message. mbsync and offlineimap convert to LF; we do not.
+//!
+//! This module does not index (mail-index does, from the paths
+//! [`run`] reports), create server folders for local ones, or follow
+//! server-side moves.
+
+mod folder;
+pub mod local;
+pub mod names;
+pub mod state;
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::exit::Exit;
+use crate::imap::{self, Mailbox, Session, breaks_session};
+
+/// How server folders map to local folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// The server's hierarchy as nested folders: `INBOX` → `DIR/INBOX`,
+    /// `Lists.rust` → `DIR/Lists/rust`.
+    #[default]
+    Verbatim,
+    /// Maildir++: `INBOX` → `DIR` itself, `Lists.rust` → `DIR/.Lists.rust`.
+    MaildirPlusPlus,
+}
+
+/// Which way new messages travel (flags always go both ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Fetch new server messages.
+    #[default]
+    Pull,
+    /// Upload new local messages (and fetch nothing).
+    Push,
+    /// Both.
+    Both,
+}
+
+impl Direction {
+    fn pulls(self) -> bool {
+        matches!(self, Direction::Pull | Direction::Both)
+    }
+
+    fn pushes(self) -> bool {
+        matches!(self, Direction::Push | Direction::Both)
+    }
+}
+
+/// Which deletions propagate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expunge {
+    /// None: a message deleted on one side stays on the other.
+    #[default]
+    Never,
+    /// Messages expunged on the server are removed locally.
+    ToLocal,
+    /// Messages deleted locally are expunged on the server.
+    ToServer,
+    /// Both.
+    Both,
+}
+
+impl Expunge {
+    fn to_local(self) -> bool {
+        matches!(self, Expunge::ToLocal | Expunge::Both)
+    }
+
+    fn to_server(self) -> bool {
+        matches!(self, Expunge::ToServer | Expunge::Both)
+    }
+}
+
+/// What to sync and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server.
+    pub url: crate::imap::ImapUrl,
+    /// The credentials.
+    pub auth: crate::smtp::Auth,
+    /// How to verify the server's certificate.
+    pub tls: crate::tls::TlsOptions,
+    /// The local maildir root.
+    pub maildir: PathBuf,
+    /// Folder patterns (`*` any text, `%` any text but the hierarchy
+    /// delimiter, as in IMAP LIST); empty syncs every folder.
+    pub folders: Vec<String>,
+    /// The local layout.
+    pub layout: Layout,
+    /// Which way new messages travel.
+    pub direction: Direction,
+    /// Which deletions propagate.
+    pub expunge: Expunge,
+    /// Network timeout (connect, and each read and write).
+    pub timeout: Duration,
+}
+
+/// A message that arrived in the local maildir.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The server folder's name (decoded UTF-8).
+    pub folder: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The server UID.
+    pub uid: u32,
+}
+
+/// What a pass did to one folder.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FolderReport {
+    /// The server folder's name.
+    pub folder: String,
+    /// The local folder.
+    pub local: PathBuf,
+    /// Messages fetched from the server.
+    pub fetched: usize,
+    /// Local messages uploaded.
+    pub uploaded: usize,
+    /// Messages whose local flags changed to follow the server.
+    pub flags_pulled: usize,
+    /// Messages whose server flags changed to follow the local ones.
+    pub flags_pushed: usize,
+    /// Local files removed because the server expunged them.
+    pub removed_local: usize,
+    /// Server messages expunged because they were deleted locally.
+    pub expunged_server: usize,
+    /// Why the folder failed, if it did.
+    pub error: Option<String>,
+}
+
+impl FolderReport {
+    fn add(&mut self, other: &FolderReport) {
+        self.fetched += other.fetched;
+        self.uploaded += other.uploaded;
+        self.flags_pulled += other.flags_pulled;
+        self.flags_pushed += other.flags_pushed;
+        self.removed_local += other.removed_local;
+        self.expunged_server += other.expunged_server;
+        if other.error.is_some() {
+            self.error.clone_from(&other.error);
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Report {
+    /// One entry per folder, in the order synced.
+    pub folders: Vec<FolderReport>,
+}
+
+impl Report {
+    /// 0 when every folder synced, 1 when some failed.
+    pub fn exit(&self) -> Exit {
+        if self.folders.iter().any(|f| f.error.is_some()) {
+            Exit::Partial
+        } else {
+            Exit::Ok
+        }
+    }
+
+    fn merge(&mut self, other: &FolderReport) {
+        match self.folders.iter_mut().find(|f| f.folder == other.folder) {
+            Some(f) => f.add(other),
+            None => self.folders.push(other.clone()),
+        }
+    }
+}
+
+/// Progress, for a progress bar.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A folder's sync begins.
+    FolderStarted {
+        /// The server folder.
+        folder: &'a str,
+    },
+    /// This many messages are about to be fetched.
+    Fetching {
+        /// The server folder.
+        folder: &'a str,
+        /// How many.
+        count: u64,
+    },
+    /// One message was fetched.
+    Fetched {
+        /// Its size.
+        bytes: u64,
+    },
+    /// A folder is done (or failed).
+    FolderDone(&'a FolderReport),
+}
+
+/// Local folder for a server folder name under `layout` (INBOX →
+/// DIR/INBOX in verbatim, DIR itself in maildir++).
+///
+/// Name parts that would break the maildir are escaped as `%XX`: a `/`
+/// inside a part, a leading `.` (verbatim), a `.` anywhere in a part
+/// (maildir++), a part named `tmp`, `new` or `cur`, control characters.
+pub fn local_folder(
+    maildir: &Path,
+    layout: Layout,
+    server_name: &str,
+    delimiter: Option<char>,
+) -> PathBuf {
+    let parts: Vec<&str> = match delimiter {
+        Some(d) => server_name.split(d).collect(),
+        None => vec![server_name],
+    };
+    let is_inbox = |p: &str| p.eq_ignore_ascii_case("INBOX");
+    match layout {
+        Layout::Verbatim => {
+            let mut out = maildir.to_path_buf();
+            for (i, part) in parts.iter().enumerate() {
+                if i == 0 && is_inbox(part) {
+                    out.push("INBOX");
+                } else {
+                    out.push(escape_part(part, false));
+                }
+            }
+            out
+        }
+        Layout::MaildirPlusPlus => {
+            if parts.len() == 1 && is_inbox(parts[0]) {
+                return maildir.to_path_buf();
+            }
+            let joined: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    if i == 0 && is_inbox(p) {
+                        "INBOX".to_string()
+                    } else {
+                        escape_part(p, true)
+                    }
+                })
+                .collect();
+            maildir.join(format!(".{}", joined.join(".")))
+        }
+    }
+}
+
+fn escape_part(part: &str, dots: bool) -> String {
+    if part.is_empty() {
+        return "%".into();
+    }
+    if matches!(part, "tmp" | "new" | "cur") {
+        return format!("%{:02X}{}", part.as_bytes()[0], &part[1..]);
+    }
+    let mut out = String::with_capacity(part.len());
+    for (i, c) in part.chars().enumerate() {
+        let escape = c == '/' || c.is_control() || (c == '.' && (dots || i == 0));
+        if escape {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether a server folder name matches an IMAP LIST-style pattern:
+/// `*` matches anything, `%` anything but the delimiter; INBOX in any
+/// case.
+pub fn folder_matches(pattern: &str, name: &str, delimiter: Option<char>) -> bool {
+    let (p, n) = if name.len() >= 5
+        && name[..5].eq_ignore_ascii_case("INBOX")
+        && pattern.len() >= 5
+        && pattern[..5].eq_ignore_ascii_case("INBOX")
+    {
+        (
+            format!("INBOX{}", &pattern[5..]),
+            format!("INBOX{}", &name[5..]),
+        )
+    } else {
+        (pattern.to_string(), name.to_string())
+    };
+    let p: Vec<char> = p.chars().collect();
+    let n: Vec<char> = n.chars().collect();
+    // Dynamic programming over (pattern position, name position).
+    let mut matches = vec![vec![false; n.len() + 1]; p.len() + 1];
+    matches[p.len()][n.len()] = true;
+    for i in (0..p.len()).rev() {
+        for j in (0..=n.len()).rev() {
+            matches[i][j] = match p[i] {
+                '*' => matches[i + 1][j] || (j < n.len() && matches[i][j + 1]),
+                '%' => {
+                    matches[i + 1][j]
+                        || (j < n.len() && Some(n[j]) != delimiter && matches[i][j + 1])
+                }
+                c => j < n.len() && n[j] == c && matches[i + 1][j + 1],
+            };
+        }
+    }
+    matches[0][0]
+}
+
+/// One sync pass. Holds DIR/.mailbot/lock for its duration (held →
+/// ErrorKind::Locked, exit 75). `on_new` is called for each new local
+/// message as soon as its file is in place.
+pub fn run(options: &Options, on_new: &mut dyn FnMut(&NewMessage)) -> Result<Report> {
+    run_with_events(options, on_new, &mut |_| {})
+}
+
+/// [`run`], reporting progress to `on_event`.
+pub fn run_with_events(
+    options: &Options,
+    on_new: &mut dyn FnMut(&NewMessage),
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Report> {
+    let _lock = lock(&options.maildir)?;
+    let mut session = connect(options)?;
+    let report = pass(&mut session, options, on_new, on_event)?;
+    session.logout();
+    Ok(report)
+}
+
+/// A pass, then stay connected on `folder` (normally INBOX) with IDLE and
+/// fetch new mail as it arrives, calling `on_new`; re-issue IDLE before
+/// 29 minutes; return Ok when `keep_going()` is false (checked at least
+/// every second, so IDLE must use a short read timeout or DONE on a timer).
+///
+/// A lost connection is retried (waiting 1 s, doubling up to 5 minutes);
+/// other failures end the watch with their error.
+pub fn watch(
+    options: &Options,
+    folder: &str,
+    on_new: &mut dyn FnMut(&NewMessage),
+    keep_going: &dyn Fn() -> bool,
+) -> Result<Report> {
+    watch_with_events(options, folder, on_new, &mut |_| {}, keep_going)
+}
+
+/// [`watch`], reporting progress to `on_event`.
+pub fn watch_with_events(
+    options: &Options,
+    folder: &str,
+    on_new: &mut dyn FnMut(&NewMessage),
+    on_event: &mut dyn FnMut(Event<'_>),
+    keep_going: &dyn Fn() -> bool,
+) -> Result<Report> {
+    let _lock = lock(&options.maildir)?;
+    let mut report = Report::default();
+    let mut wait = Duration::from_secs(1);
+    while keep_going() {
+        let mut connected = false;
+        match watch_session(
+            options,
+            folder,
+            on_new,
+            on_event,
+            keep_going,
+            &mut report,
+            &mut connected,
+        ) {
+            Ok(()) => break,
+            Err(e) if e.kind() == ErrorKind::Temporary => {
+                if connected {
+                    wait = Duration::from_secs(1);
+                }
+                tracing::warn!(
+                    "{}; reconnecting in {} s",
+                    crate::error::chain(&e),
+                    wait.as_secs()
+                );
+                let until = std::time::Instant::now() + wait;
+                while keep_going() && std::time::Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                wait = (wait * 2).min(Duration::from_secs(300));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(report)
+}
+
+/// How long one IDLE may last before it is renewed (servers drop an IDLE
+/// after 30 minutes; RFC 2177 asks clients to renew before 29).
+const IDLE_RENEW: Duration = Duration::from_secs(28 * 60);
+
+fn watch_session(
+    options: &Options,
+    folder: &str,
+    on_new: &mut dyn FnMut(&NewMessage),
+    on_event: &mut dyn FnMut(Event<'_>),
+    keep_going: &dyn Fn() -> bool,
+    report: &mut Report,
+    connected: &mut bool,
+) -> Result<()> {
+    let mut session = connect(options)?;
+    let first = pass(&mut session, options, on_new, on_event)?;
+    *connected = true;
+    for f in &first.folders {
+        report.merge(f);
+    }
+    let mailbox = session
+        .list("", &imap::encode_mailbox_name(folder))?
+        .into_iter()
+        .find(|m| m.selectable())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Refused,
+                session.object().to_string(),
+                format!("no folder {folder:?} to watch"),
+            )
+        })?;
+    let local = local_folder(
+        &options.maildir,
+        options.layout,
+        &mailbox.name,
+        mailbox.delimiter,
+    );
+    loop {
+        let done = folder::sync_folder(&mut session, options, &mailbox, &local, on_new, on_event)?;
+        report.merge(&done);
+        match session.idle(Duration::from_secs(1), IDLE_RENEW, keep_going)? {
+            imap::IdleEnd::Changed | imap::IdleEnd::Expired => {}
+            imap::IdleEnd::Stopped => {
+                session.logout();
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn connect(options: &Options) -> Result<Session> {
+    let config = crate::tls::client_config(&options.tls)?;
+    let mut session = Session::connect(
+        &options.url,
+        &config,
+        &options.auth,
+        options.timeout,
+        options.tls.insecure,
+    )?;
+    session.enable(&["QRESYNC"])?;
+    Ok(session)
+}
+
+/// Takes `DIR/.mailbot/lock` (creating the maildir and `.mailbot` when
+/// missing); held until the file is dropped.
+pub fn lock(maildir: &Path) -> Result<File> {
+    let dir = maildir.join(".mailbot");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| Error::writing(&dir, e))?;
+    let path = dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::writing(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::new(
+            ErrorKind::Locked,
+            maildir.display().to_string(),
+            format!(
+                "another mail-sync is running on this maildir ({} is held)",
+                path.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(Error::writing(&path, e)),
+    }
+}
+
+/// The folders to sync, INBOX first, and a failed report for each
+/// wildcard-free pattern that names no folder.
+fn chosen_folders(
+    session: &mut Session,
+    patterns: &[String],
+) -> Result<(Vec<Mailbox>, Vec<FolderReport>)> {
+    let all = session.list("", "*")?;
+    let mut chosen: Vec<Mailbox> = all
+        .iter()
+        .filter(|m| m.selectable())
+        .filter(|m| {
+            patterns.is_empty()
+                || patterns
+                    .iter()
+                    .any(|p| folder_matches(p, &m.name, m.delimiter))
+        })
+        .cloned()
+        .collect();
+    chosen.sort_by(|a, b| {
+        let inbox = |m: &Mailbox| !m.name.eq_ignore_ascii_case("INBOX");
+        (inbox(a), &a.name).cmp(&(inbox(b), &b.name))
+    });
+    let mut missing = Vec::new();
+    for p in patterns {
+        if !p.contains(['*', '%']) && !all.iter().any(|m| folder_matches(p, &m.name, m.delimiter)) {
+            missing.push(FolderReport {
+                folder: p.clone(),
+                error: Some(format!(
+                    "{}: no such folder on the server",
+                    session.object()
+                )),
+                ..FolderReport::default()
+            });
+        }
+    }
+    Ok((chosen, missing))
+}
+
+fn pass(
+    session: &mut Session,
+    options: &Options,
+    on_new: &mut dyn FnMut(&NewMessage),
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Report> {
+    let (mailboxes, missing) = chosen_folders(session, &options.folders)?;
+    let mut report = Report::default();
+    for m in missing {
+        on_event(Event::FolderDone(&m));
+        report.folders.push(m);
+    }
+    let mut taken: HashMap<PathBuf, String> = HashMap::new();
+    for mailbox in &mailboxes {
+        let local = local_folder(
+            &options.maildir,
+            options.layout,
+            &mailbox.name,
+            mailbox.delimiter,
+        );
+        let outcome = match taken.get(&local) {
+            Some(other) => Err(Error::new(
+                ErrorKind::BadInput,
+                local.display().to_string(),
+                format!("already the local folder of {other:?}"),
+            )),
+            None => {
+                taken.insert(local.clone(), mailbox.name.clone());
+                folder::sync_folder(session, options, mailbox, &local, on_new, on_event)
+            }
+        };
+        let done = match outcome {
+            Ok(r) => r,
+            Err(e) if breaks_session(&e) => return Err(e),
+            Err(e) => FolderReport {
+                folder: mailbox.name.clone(),
+                local: local.clone(),
+                error: Some(crate::error::chain(&e)),
+                ..FolderReport::default()
+            },
+        };
+        on_event(Event::FolderDone(&done));
+        report.folders.push(done);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_folders_in_both_layouts() {
+        let root = Path::new("/m");
+        let v = |name: &str, d: Option<char>| local_folder(root, Layout::Verbatim, name, d);
+        let p = |name: &str, d: Option<char>| local_folder(root, Layout::MaildirPlusPlus, name, d);
+        assert_eq!(v("INBOX", Some('.')), Path::new("/m/INBOX"));
+        assert_eq!(v("inbox", Some('/')), Path::new("/m/INBOX"));
+        assert_eq!(
+            v("Re\u{e7}us.Factures", Some('.')),
+            Path::new("/m/Re\u{e7}us/Factures")
+        );
+        assert_eq!(v("Lists/rust", Some('/')), Path::new("/m/Lists/rust"));
+        assert_eq!(v("a/b", Some('.')), Path::new("/m/a%2Fb"));
+        assert_eq!(v("INBOX.new", Some('.')), Path::new("/m/INBOX/%6Eew"));
+        assert_eq!(v(".hidden", Some('/')), Path::new("/m/%2Ehidden"));
+        assert_eq!(v("..", None), Path::new("/m/%2E."));
+        assert_eq!(v("a..b", Some('.')), Path::new("/m/a/%/b"));
+        assert_eq!(p("INBOX", Some('.')), Path::new("/m"));
+        assert_eq!(
+            p("Re\u{e7}us.Factures", Some('.')),
+            Path::new("/m/.Re\u{e7}us.Factures")
+        );
+        assert_eq!(p("Lists/v1.2", Some('/')), Path::new("/m/.Lists.v1%2E2"));
+        assert_eq!(p("INBOX/Sub", Some('/')), Path::new("/m/.INBOX.Sub"));
+    }
+
+    #[test]
+    fn patterns_like_imap_list() {
+        let cases = [
+            ("*", "INBOX", Some('.'), true),
+            ("INBOX", "INBOX", Some('.'), true),
+            ("inbox", "INBOX", Some('.'), true),
+            ("inbox.*", "INBOX.x", Some('.'), true),
+            ("Sent", "sent", Some('.'), false),
+            ("%", "Lists.rust", Some('.'), false),
+            ("Lists.%", "Lists.rust", Some('.'), true),
+            ("Lists.%", "Lists.rust.old", Some('.'), false),
+            ("Lists*", "Lists.rust.old", Some('.'), true),
+            ("Re\u{e7}us*", "Re\u{e7}us.Factures", Some('.'), true),
+            ("*Fact*", "Re\u{e7}us.Factures", Some('.'), true),
+            ("", "x", None, false),
+        ];
+        for (pattern, name, d, want) in cases {
+            assert_eq!(folder_matches(pattern, name, d), want, "{pattern} {name}");
+        }
+    }
+
+    #[test]
+    fn the_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path()).unwrap();
+        let err = lock(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Locked);
+        assert_eq!(err.exit().code(), 75);
+        assert!(err.to_string().contains(".mailbot/lock is held"), "{err}");
+        drop(held);
+        lock(dir.path()).unwrap();
+    }
+}

@@ -1,0 +1,410 @@
+//! mail-sync: IMAP ⇄ maildir, incremental, byte-faithful, crash-safe.
+//!
+//! Thin: flags → a checked plan → `mailbot::sync::run` (or `watch`) →
+//! the paths of new local messages on stdout as they arrive, one JSON
+//! object per folder with `--json`.
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use mailbot::cli::{self, AccountArgs, LogArgs, PathOutput, ProcessEnv, ResolvedAccount};
+use mailbot::config::{self, Account};
+use mailbot::error::{Error, ErrorKind};
+use mailbot::exit::Exit;
+use mailbot::imap::ImapUrl;
+use mailbot::smtp::Auth;
+use mailbot::sync::{self, Direction, Event, Expunge, FolderReport, Layout, NewMessage, Options};
+use mailbot::tls::TlsOptions;
+
+const PROGRAM: &str = "mail-sync";
+
+const EXAMPLES: &str =
+    "  mail-sync imaps://me@mail.example.org --maildir ~/Mail --password-command 'pass mail'
+      Every folder into ~/Mail (INBOX → ~/Mail/INBOX); new messages' paths on stdout.
+  mail-sync imaps://me@mail.example.org --maildir ~/Mail | mail-dissect --stdin --pdf
+      The PDFs of whatever just arrived.
+  mail-sync --account school --folder INBOX --folder 'Lists.*' --json
+      Some folders of a configured account; one JSON object per folder.
+  mail-sync imaps://me@mail.example.org --maildir ~/Mail --both --expunge to-local
+      Upload new local messages too; remove local copies of what the server expunged.
+  mail-sync imaps://me@mail.example.org --maildir ~/Mail --watch
+      Stay connected (IDLE on INBOX) and print each new message's path as it comes.
+  */10 * * * * mail-sync --account school -q
+      From cron: silent unless something failed; exit 75 means try again later.";
+
+/// Which way new messages travel, for `--direction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LayoutArg {
+    /// INBOX → DIR/INBOX, A.B → DIR/A/B.
+    Verbatim,
+    /// INBOX → DIR, A.B → DIR/.A.B.
+    #[value(name = "maildir++")]
+    MaildirPlusPlus,
+}
+
+/// Which deletions propagate, for `--expunge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExpungeArg {
+    /// None.
+    Never,
+    /// Messages expunged on the server are removed locally.
+    ToLocal,
+    /// Messages deleted locally are expunged on the server.
+    ToServer,
+    /// Both.
+    Both,
+}
+
+/// Sync IMAP folders with a local maildir: new messages byte for byte,
+/// flags both ways, deletions only as --expunge says; the paths of new
+/// local messages on stdout.
+#[derive(Debug, Parser)]
+#[command(name = PROGRAM, version, after_help = cli::after_help(EXAMPLES))]
+struct Args {
+    /// The server: imaps://[USER@]HOST[:993] or imap://[USER@]HOST[:143] (STARTTLS)
+    /// [default: the account's imap].
+    #[arg(value_name = "URL", env = "MAILBOT_IMAP")]
+    url: Option<String>,
+    /// The local maildir [default: the account's maildir, else
+    /// $XDG_DATA_HOME/mailbot/<account or USER@HOST>].
+    #[arg(long, env = "MAILBOT_MAILDIR", value_name = "DIR")]
+    maildir: Option<PathBuf>,
+    /// Sync only folders matching PATTERN (`*` anything, `%` anything but
+    /// the hierarchy delimiter); repeatable [default: all].
+    #[arg(
+        long = "folder",
+        value_name = "PATTERN",
+        env = "MAILBOT_SYNC_FOLDERS",
+        value_delimiter = ','
+    )]
+    folders: Vec<String>,
+    /// Local layout of the folders.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "verbatim",
+        env = "MAILBOT_SYNC_LAYOUT"
+    )]
+    layout: LayoutArg,
+    /// Upload new local messages instead of fetching new server ones.
+    #[arg(long, env = "MAILBOT_SYNC_PUSH", conflicts_with = "both")]
+    push: bool,
+    /// Fetch new server messages and upload new local ones.
+    #[arg(long, env = "MAILBOT_SYNC_BOTH")]
+    both: bool,
+    /// Which deletions propagate.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "never",
+        value_name = "WHICH",
+        env = "MAILBOT_SYNC_EXPUNGE"
+    )]
+    expunge: ExpungeArg,
+    /// After the pass, stay connected and fetch new mail as it arrives (IDLE).
+    #[arg(long, env = "MAILBOT_SYNC_WATCH")]
+    watch: bool,
+    /// The folder --watch waits on.
+    #[arg(
+        long,
+        value_name = "FOLDER",
+        default_value = "INBOX",
+        env = "MAILBOT_SYNC_IDLE_FOLDER"
+    )]
+    idle_folder: String,
+    /// NUL instead of newline after each path.
+    #[arg(short = '0', long = "null")]
+    null: bool,
+    /// One JSON object per folder (counts and error) instead of paths.
+    #[arg(long)]
+    json: bool,
+    /// Network timeout in seconds.
+    #[arg(
+        long,
+        default_value_t = 60.0,
+        value_name = "SECS",
+        env = "MAILBOT_SYNC_TIMEOUT"
+    )]
+    timeout: f64,
+    /// Command whose first output line is an OAuth2 access token (AUTHENTICATE XOAUTH2).
+    #[arg(long, env = "MAILBOT_OAUTH2_TOKEN_COMMAND", value_name = "CMD")]
+    oauth2_token_command: Option<String>,
+    #[command(flatten)]
+    account: AccountArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn main() -> ExitCode {
+    let args = match cli::parse_args::<Args>() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    args.log.init();
+    cli::finish(PROGRAM, run(&args))
+}
+
+/// What the run does, checked.
+#[derive(Debug)]
+struct Plan {
+    options: Options,
+    watch: Option<String>,
+    null: bool,
+    json: bool,
+    verbose: bool,
+    progress: bool,
+}
+
+fn plan(args: &Args) -> anyhow::Result<Plan> {
+    let env = ProcessEnv::capture();
+    let over = Account {
+        imap: args.url.clone(),
+        maildir: args.maildir.clone(),
+        oauth2_token_command: args.oauth2_token_command.clone(),
+        ..Account::default()
+    };
+    let account = args.account.resolve(&env, &over)?;
+    if account.insecure {
+        eprintln!("{PROGRAM}: warning: TLS certificates are not verified (--insecure)");
+    }
+    let Some(url) = &account.account.imap else {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "URL",
+            "no server: give imaps://USER@HOST (or MAILBOT_IMAP, or --account with an imap URL)",
+        )
+        .into());
+    };
+    let url = ImapUrl::parse(url)?;
+    let auth = credentials(&account, &url)?;
+    let maildir = match &account.account.maildir {
+        Some(dir) => dir.clone(),
+        None => {
+            let name = account
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}@{}", auth_user(&auth), url.host));
+            env.data_dir()
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Usage,
+                        "--maildir",
+                        "no maildir: give --maildir DIR (HOME and XDG_DATA_HOME are unset)",
+                    )
+                })?
+                .join(name)
+        }
+    };
+    let options = Options {
+        url,
+        auth,
+        tls: TlsOptions {
+            ca_file: account.account.ca_file.clone(),
+            insecure: account.insecure,
+        },
+        maildir,
+        folders: args
+            .folders
+            .iter()
+            .filter(|f| !f.is_empty())
+            .cloned()
+            .collect(),
+        layout: match args.layout {
+            LayoutArg::Verbatim => Layout::Verbatim,
+            LayoutArg::MaildirPlusPlus => Layout::MaildirPlusPlus,
+        },
+        direction: match (args.push, args.both) {
+            (_, true) => Direction::Both,
+            (true, false) => Direction::Push,
+            (false, false) => Direction::Pull,
+        },
+        expunge: match args.expunge {
+            ExpungeArg::Never => Expunge::Never,
+            ExpungeArg::ToLocal => Expunge::ToLocal,
+            ExpungeArg::ToServer => Expunge::ToServer,
+            ExpungeArg::Both => Expunge::Both,
+        },
+        timeout: Duration::try_from_secs_f64(args.timeout.max(0.001))
+            .unwrap_or(Duration::from_secs(60)),
+    };
+    Ok(Plan {
+        options,
+        watch: args.watch.then(|| args.idle_folder.clone()),
+        null: args.null,
+        json: args.json,
+        verbose: args.log.verbose > 0,
+        progress: !args.log.quiet && !args.json && io::stderr().is_terminal(),
+    })
+}
+
+fn auth_user(auth: &Auth) -> &str {
+    match auth {
+        Auth::Password { user, .. } | Auth::OAuth2 { user, .. } => user,
+    }
+}
+
+/// XOAUTH2 when a token command is set, else the password.
+fn credentials(account: &ResolvedAccount, url: &ImapUrl) -> anyhow::Result<Auth> {
+    let object = url.display();
+    let Some(user) = url.user.clone().or_else(|| account.account.user.clone()) else {
+        return Err(Error::new(
+            ErrorKind::Config,
+            object,
+            "no login name: put it in the URL (imaps://USER@HOST) or give --user",
+        )
+        .into());
+    };
+    if let Some(cmd) = &account.account.oauth2_token_command {
+        return Ok(Auth::OAuth2 {
+            user,
+            token: config::secret_from_command(cmd, "--oauth2-token-command")?,
+        });
+    }
+    let password = account.password()?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            object,
+            format!(
+                "no password for {user:?}: give --password-command, MAILBOT_PASSWORD or the account's password_command"
+            ),
+        )
+    })?;
+    Ok(Auth::Password { user, password })
+}
+
+fn run(args: &Args) -> anyhow::Result<Exit> {
+    let plan = plan(args)?;
+    let mut out = PathOutput::stdout(plan.null);
+    // Every path written this run, in order: what `--index` hands to the
+    // index once the pass is over.
+    let mut new_paths: Vec<PathBuf> = Vec::new();
+    let mut write_error: Option<io::Error> = None;
+    let mut on_new = |m: &NewMessage| {
+        new_paths.push(m.path.clone());
+        if plan.json || write_error.is_some() {
+            return;
+        }
+        // Flushed per path, so a pipeline sees each message at once.
+        if let Err(e) = out.path(&m.path).and_then(|()| out.flush()) {
+            write_error = Some(e);
+        }
+    };
+    let mut json_out = PathOutput::stdout(false);
+    let mut progress = Progress::new(plan.progress);
+    let mut folder_error = false;
+    let mut on_event = |event: Event<'_>| {
+        progress.event(&event);
+        if let Event::FolderDone(report) = event {
+            folder_error |= report.error.is_some();
+            tell(&plan, report);
+            if plan.json
+                && let Ok(line) = serde_json::to_string(report)
+            {
+                let _ = json_out.line(&line).and_then(|()| json_out.flush());
+            }
+        }
+    };
+    let outcome = match &plan.watch {
+        None => sync::run_with_events(&plan.options, &mut on_new, &mut on_event),
+        Some(folder) => {
+            sync::watch_with_events(&plan.options, folder, &mut on_new, &mut on_event, &|| true)
+        }
+    };
+    progress.clear();
+    let report = outcome?;
+    if let Some(e) = write_error {
+        return Err(Error::io(ErrorKind::CannotCreate, "stdout", e).into());
+    }
+    Ok(report.exit())
+}
+
+/// Per-folder lines on stderr: errors always, counts with -v.
+fn tell(plan: &Plan, report: &FolderReport) {
+    if let Some(e) = &report.error {
+        eprintln!("{PROGRAM}: {}: {e}", report.folder);
+    } else if plan.verbose {
+        eprintln!(
+            "{PROGRAM}: {}: {} fetched, {} uploaded, flags {} pulled / {} pushed, {} removed here, {} expunged there",
+            report.folder,
+            report.fetched,
+            report.uploaded,
+            report.flags_pulled,
+            report.flags_pushed,
+            report.removed_local,
+            report.expunged_server
+        );
+    }
+}
+
+/// A progress bar per folder, only on a terminal.
+struct Progress {
+    on: bool,
+    bar: Option<ProgressBar>,
+    folder: String,
+}
+
+impl Progress {
+    fn new(on: bool) -> Self {
+        Progress {
+            on,
+            bar: None,
+            folder: String::new(),
+        }
+    }
+
+    fn event(&mut self, event: &Event<'_>) {
+        if !self.on {
+            return;
+        }
+        match event {
+            Event::FolderStarted { folder } => self.folder = folder.to_string(),
+            Event::Fetching { count, .. } => {
+                let bar = ProgressBar::new(*count);
+                if let Ok(style) =
+                    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec})")
+                {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+                bar.set_message(self.folder.clone());
+                self.bar = Some(bar);
+            }
+            Event::Fetched { .. } => {
+                if let Some(b) = &self.bar {
+                    b.inc(1);
+                }
+            }
+            Event::FolderDone(_) => self.clear(),
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn push_and_both_exclude_each_other() {
+        assert!(Args::try_parse_from(["mail-sync", "imaps://h", "--push", "--both"]).is_err());
+        let a = Args::try_parse_from(["mail-sync", "imaps://h", "--layout", "maildir++"]).unwrap();
+        assert_eq!(a.layout, LayoutArg::MaildirPlusPlus);
+        let a = Args::try_parse_from(["mail-sync", "imaps://h", "--expunge", "to-local"]).unwrap();
+        assert_eq!(a.expunge, ExpungeArg::ToLocal);
+    }
+}
