@@ -191,7 +191,8 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
         accounts.push(Account {
             name: "local".into(),
             maildir: home.join("maildir"),
-            address: Some(default_address(&env)),
+            // The embedded default sends to itself; no real domain is involved.
+            address: Some("mailbot@localhost".into()),
             layout: sync::Layout::Verbatim,
             sync: None,
             transport: None,
@@ -202,21 +203,6 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
         rules,
         home,
     })
-}
-
-fn default_address(env: &ProcessEnv) -> String {
-    let user = env
-        .home
-        .as_ref()
-        .and_then(|h| h.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .filter(|u| {
-            !u.is_empty()
-                && u.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        })
-        .unwrap_or_else(|| "mailbot".into());
-    format!("{user}@localhost")
 }
 
 fn account_from(
