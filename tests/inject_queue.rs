@@ -6,80 +6,11 @@
 mod inject_common;
 mod support;
 
-use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use inject_common::{code, describe, inject, messages_containing, run, unique};
-
-/// A rig of scripts/mailserver in its own folder, stopped when dropped.
-struct OwnRig {
-    dir: PathBuf,
-    _keep: tempfile::TempDir,
-    vars: HashMap<String, String>,
-}
-
-fn mailserver(args: &[&str]) -> std::process::Output {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailserver");
-    let mut cmd = Command::new(script);
-    // Ports of the shared rig must not be reused for this one.
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("MAILBOT_TEST_") {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.args(args).output().expect("run scripts/mailserver")
-}
-
-impl OwnRig {
-    fn start() -> OwnRig {
-        let keep = tempfile::Builder::new()
-            .prefix("inject-queue-rig.")
-            .tempdir_in("/tmp")
-            .unwrap();
-        std::fs::set_permissions(keep.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let dir = keep.path().join("rig");
-        let mut rig = OwnRig {
-            dir,
-            _keep: keep,
-            vars: HashMap::new(),
-        };
-        rig.up();
-        let env = mailserver(&["env", rig.dir.to_str().unwrap()]);
-        for line in String::from_utf8_lossy(&env.stdout).lines() {
-            if let Some((name, value)) =
-                line.strip_prefix("export ").and_then(|l| l.split_once('='))
-            {
-                rig.vars
-                    .insert(name.to_string(), value.trim_matches('\'').to_string());
-            }
-        }
-        rig
-    }
-
-    fn up(&self) {
-        let out = mailserver(&["start", self.dir.to_str().unwrap()]);
-        assert!(out.status.success(), "mailserver start: {}", describe(&out));
-    }
-
-    fn down(&self) {
-        let out = mailserver(&["stop", self.dir.to_str().unwrap()]);
-        assert!(out.status.success(), "mailserver stop: {}", describe(&out));
-    }
-
-    fn var(&self, name: &str) -> &str {
-        self.vars
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} missing"))
-    }
-}
-
-impl Drop for OwnRig {
-    fn drop(&mut self) {
-        let _ = mailserver(&["stop", self.dir.to_str().unwrap()]);
-    }
-}
+use support::own_rig::OwnRig;
 
 #[test]
 fn stopped_server_queues_with_75_and_flush_delivers_exactly_once() {
@@ -88,7 +19,7 @@ fn stopped_server_queues_with_75_and_flush_delivers_exactly_once() {
     if support::Rig::from_env().is_none() {
         return;
     }
-    let rig = OwnRig::start();
+    let rig = OwnRig::start("inject-queue-rig.");
     let home = tempfile::tempdir().unwrap();
     let queue = home.path().join("outbox");
     let url = format!(

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod own_rig;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -38,7 +40,7 @@ impl Rig {
     /// does), in which case a missing rig fails the test.
     pub fn from_env() -> Option<Rig> {
         let var = |n: &str| std::env::var(n).ok();
-        let Some(host) = var("MAILBOT_TEST_HOST") else {
+        if var("MAILBOT_TEST_HOST").is_none() {
             if var("MAILBOT_REQUIRE_RIG").is_some() {
                 panic!(
                     "MAILBOT_REQUIRE_RIG is set but MAILBOT_TEST_HOST is not: start scripts/mailserver"
@@ -46,15 +48,20 @@ impl Rig {
             }
             eprintln!("skipped: no mail-server rig (scripts/test starts one)");
             return None;
-        };
+        }
+        Some(Rig::from_vars(var))
+    }
+
+    /// The rig described by `MAILBOT_TEST_*` values from `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Rig {
         let need = |n: &str| var(n).unwrap_or_else(|| panic!("{n} not set"));
         let port = |n: &str| {
             need(n)
                 .parse::<u16>()
                 .unwrap_or_else(|_| panic!("{n} is not a port"))
         };
-        Some(Rig {
-            host,
+        Rig {
+            host: need("MAILBOT_TEST_HOST"),
             domain: need("MAILBOT_TEST_DOMAIN"),
             smtp_port: port("MAILBOT_TEST_SMTP_PORT"),
             submission_port: port("MAILBOT_TEST_SUBMISSION_PORT"),
@@ -69,7 +76,7 @@ impl Rig {
                 PathBuf::from(need("MAILBOT_TEST_MAILDIR1")),
                 PathBuf::from(need("MAILBOT_TEST_MAILDIR2")),
             ],
-        })
+        }
     }
 
     /// `user@domain` for user 0 or 1.
