@@ -444,6 +444,9 @@ fn configuration_mistakes_are_78_and_name_the_rule() {
         err.starts_with("mail-bot: ") && err.contains("rule 1: unknown key \"prnt\""),
         "{err}"
     );
+    // Global flags may follow the subcommand too.
+    let out = home.bot(&["run", "--config", config.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(78), "{}", show(&out));
     // A reply needs an account that can send.
     let config = home.config("[[rule]]\nreply = { body = 'thanks' }\n");
     let out = home.bot(&["run"], Some(&config));

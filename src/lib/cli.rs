@@ -106,23 +106,28 @@ impl LogArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AccountArgs {
     /// Configuration file [default: $XDG_CONFIG_HOME/mailbot/config.toml].
-    #[arg(long, env = "MAILBOT_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = "MAILBOT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Account from the configuration file.
-    #[arg(long, env = "MAILBOT_ACCOUNT", value_name = "NAME")]
+    #[arg(long, global = true, env = "MAILBOT_ACCOUNT", value_name = "NAME")]
     pub account: Option<String>,
     /// Login name, when the URL does not carry one.
-    #[arg(long, env = "MAILBOT_USER", value_name = "USER")]
+    #[arg(long, global = true, env = "MAILBOT_USER", value_name = "USER")]
     pub user: Option<String>,
     /// Command whose first output line is the password (the password itself
     /// can come from MAILBOT_PASSWORD; never from the command line).
-    #[arg(long, env = "MAILBOT_PASSWORD_COMMAND", value_name = "CMD")]
+    #[arg(
+        long,
+        global = true,
+        env = "MAILBOT_PASSWORD_COMMAND",
+        value_name = "CMD"
+    )]
     pub password_command: Option<String>,
     /// PEM file of CA certificates to trust instead of the system's.
-    #[arg(long, env = "MAILBOT_CA_FILE", value_name = "PEM")]
+    #[arg(long, global = true, env = "MAILBOT_CA_FILE", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
     /// Do not verify TLS certificates (only for tests; says so on stderr).
-    #[arg(long, env = "MAILBOT_INSECURE")]
+    #[arg(long, global = true, env = "MAILBOT_INSECURE")]
     pub insecure: bool,
 }
 
