@@ -14,7 +14,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::local::{self, BodySink, HashSink, LocalFolder, LocalMessage};
-use super::names::{FlagBits, Unique, bits_from_imap, imap_flags, letters, merge, with_synced};
+use super::names::{
+    DELETED_HERE, FLAG_MASK, FlagBits, Unique, bits_from_imap, imap_flags, letters, merge,
+    with_synced,
+};
 use super::state::{self, FolderState, PendingAppend};
 use super::{Event, FolderReport, Layout, NewMessage, Options};
 use crate::error::{Error, Result};
@@ -311,11 +314,19 @@ impl Job<'_> {
         let mut remove: BTreeMap<FlagBits, UidSet> = BTreeMap::new();
         let mut deleted_here = UidSet::default();
         let uids: Vec<(u32, FlagBits)> = self.st.messages.iter().map(|(u, b)| (*u, *b)).collect();
-        for (uid, base) in uids {
+        for (uid, stored) in uids {
+            let base = stored & FLAG_MASK;
             let server = changed.get(&uid).copied().unwrap_or(base);
             let Some(msg) = self.files.by_uid.get(&uid) else {
+                // Deleted here: carried to the server when this run says
+                // so, else remembered as a deletion on this side only.
+                if stored & DELETED_HERE != 0 {
+                    continue;
+                }
                 if self.options.expunge.to_server() {
                     deleted_here.insert(uid);
+                } else {
+                    self.st.messages.insert(uid, server | DELETED_HERE);
                 }
                 continue;
             };
@@ -587,14 +598,27 @@ impl Job<'_> {
                 },
             )?;
         }
-        let locals: Vec<LocalMessage> = self.files.all().cloned().collect();
-        let mut keys: Vec<(Option<String>, u64)> = Vec::with_capacity(locals.len());
-        for m in &locals {
-            let header = local::read_header(&m.path).map_err(|e| Error::reading(&m.path, e))?;
+        let mut locals: Vec<LocalMessage> = Vec::new();
+        let mut keys: Vec<(Option<String>, u64)> = Vec::new();
+        for m in self.files.all() {
             let size = fs::metadata(&m.path)
                 .map_err(|e| Error::reading(&m.path, e))?
                 .len();
+            // One of ours, shorter or longer than its name says: a write
+            // torn by a crash of the machine. The server has it whole.
+            if m.unique.uid.is_some() && m.unique.size.is_some_and(|s| s != size) {
+                tracing::warn!(
+                    "{}: {size} bytes where the name says {}; fetching it again",
+                    m.path.display(),
+                    m.unique.size.unwrap_or(0)
+                );
+                fs::remove_file(&m.path).map_err(|e| Error::writing(&m.path, e))?;
+                self.dirty = true;
+                continue;
+            }
+            let header = local::read_header(&m.path).map_err(|e| Error::reading(&m.path, e))?;
             keys.push((local::message_id(&header), size));
+            locals.push(m.clone());
         }
         let mut matcher = Matcher::new(&server);
         // First by the bytes as they are, then (for files with bare LFs,
@@ -618,6 +642,41 @@ impl Job<'_> {
             let found = matcher.assign(self.session, &subset, &subkeys, true)?;
             for (j, i) in second.iter().enumerate() {
                 matched[*i] = found[j];
+            }
+        }
+        // Last, the same Message-ID with sizes that disagree (a server whose
+        // RFC822.SIZE is not the length of its BODY[]): compare contents.
+        let leftovers: Vec<usize> = (0..locals.len())
+            .filter(|i| matched[*i].is_none() && keys[*i].0.is_some())
+            .collect();
+        let ids: BTreeSet<&String> = leftovers
+            .iter()
+            .filter_map(|i| keys[*i].0.as_ref())
+            .collect();
+        let candidates: Vec<&ServerMessage> = server
+            .iter()
+            .filter(|s| !matcher.taken.contains(&s.uid))
+            .filter(|s| s.id.as_ref().is_some_and(|id| ids.contains(id)))
+            .collect();
+        if !candidates.is_empty() {
+            let hashes = self.server_hashes(candidates.iter().map(|s| s.uid))?;
+            for i in leftovers {
+                let path = &locals[i].path;
+                let raw = local::hash_file(path, false)
+                    .map_err(|e| Error::reading(path, e))?
+                    .1;
+                let crlf = local::hash_file(path, true)
+                    .map_err(|e| Error::reading(path, e))?
+                    .1;
+                let hit = candidates.iter().find(|s| {
+                    s.id == keys[i].0
+                        && !matcher.taken.contains(&s.uid)
+                        && hashes.get(&s.uid).is_some_and(|h| *h == raw || *h == crlf)
+                });
+                if let Some(s) = hit {
+                    matcher.taken.insert(s.uid);
+                    matched[i] = Some(s.uid);
+                }
             }
         }
 
