@@ -405,6 +405,19 @@ fn deletions_travel_only_as_expunge_says() {
     let left: Vec<u32> = server.messages(&name).iter().map(|m| m.uid).collect();
     assert_eq!(left, vec![uids[2], uids[4]]);
 
+    // A message that came and went between two runs leaves a gap in the
+    // UIDs: nothing to fetch, and the state moves past it.
+    let brief = server.append(
+        &name,
+        "",
+        b"From: a@mailbot.test\r\nSubject: brief\r\n\r\nx\r\n",
+    );
+    server.expunge(&name, brief);
+    assert!(run_ok(&mut base()).is_empty());
+    let state = fs::read_to_string(maildir.join(format!(".mailbot/sync/{name}.state"))).unwrap();
+    let next = server.uidnext(&name);
+    assert!(state.contains(&format!("\nuidnext {next}\n")), "{state}");
+
     // The copy the server no longer has is never uploaded by --push.
     let mut push = base();
     push.arg("--both");

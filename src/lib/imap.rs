@@ -277,6 +277,9 @@ pub struct Session {
     capabilities: Vec<String>,
     enabled: Vec<String>,
     timeout: Duration,
+    /// The server announced new messages (`* n EXISTS`) since the last
+    /// SELECT completed.
+    grew: bool,
 }
 
 impl Session {
@@ -306,6 +309,7 @@ impl Session {
             capabilities: Vec::new(),
             enabled: Vec::new(),
             timeout,
+            grew: false,
         };
         let greeting = session.read(&mut InMemory)?;
         match &greeting {
@@ -627,6 +631,7 @@ impl Session {
         if !done.is_ok() {
             return Err(self.refusal("SELECT", raw, &done));
         }
+        self.grew = false;
         if done.code_name().as_deref() == Some("READ-ONLY") {
             selected.read_only = true;
         }
@@ -895,6 +900,10 @@ impl Session {
         longest: Duration,
         keep_going: &dyn Fn() -> bool,
     ) -> Result<IdleEnd> {
+        // New mail announced during an earlier command: no need to wait.
+        if std::mem::take(&mut self.grew) {
+            return Ok(IdleEnd::Changed);
+        }
         self.tag += 1;
         let tag = format!("m{}", self.tag);
         self.write(format!("{tag} IDLE\r\n").as_bytes())?;
@@ -1138,6 +1147,15 @@ impl Session {
             other => {
                 self.check_bye(&other, logout)?;
                 self.note_capabilities(&other);
+                if let Response::Data(items) = &other
+                    && items.first().and_then(Value::number).is_some()
+                    && items
+                        .get(1)
+                        .and_then(Value::atom)
+                        .is_some_and(|a| a.eq_ignore_ascii_case("EXISTS"))
+                {
+                    self.grew = true;
+                }
                 Ok(Step::Untagged(other))
             }
         }

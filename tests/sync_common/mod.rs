@@ -283,6 +283,22 @@ impl Server {
             .expect("UIDVALIDITY")
     }
 
+    /// The folder's UIDNEXT (from STATUS).
+    pub fn uidnext(&mut self, name: &str) -> u32 {
+        let (status, untagged) = self.command(&format!("STATUS {} (UIDNEXT)", mbox(name)));
+        assert!(status.starts_with("OK"), "STATUS {name}: {status}");
+        untagged
+            .iter()
+            .find_map(|u| {
+                u.line
+                    .split("UIDNEXT ")
+                    .nth(1)
+                    .and_then(|r| r.split(')').next())
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .expect("UIDNEXT")
+    }
+
     /// Every message of the folder with its UID, flags and `BODY[]`.
     pub fn messages(&mut self, name: &str) -> Vec<ServerMessage> {
         self.select(name);

@@ -465,6 +465,8 @@ impl Job<'_> {
             ..
         } = self;
         let mut failure = None;
+        // Asked for but sent without a body: still to fetch.
+        let mut no_body = UidSet::default();
         for chunk in set.to_chunks(SET_CHUNK) {
             let result = session.uid_fetch(
                 &chunk,
@@ -486,6 +488,7 @@ impl Job<'_> {
                         Some(Value::Stored(_)) => {}
                         Some(_) => {
                             problems.push(format!("{object}: UID {uid}: the server sent no body"));
+                            no_body.insert(uid);
                             return Ok(());
                         }
                         // A flag update from elsewhere, not our answer.
@@ -536,12 +539,26 @@ impl Job<'_> {
             if let Some(s) = sink.staged.take() {
                 s.discard();
             }
-            if let Err(e) = result {
-                if crate::imap::breaks_session(&e) {
-                    return Err(e);
+            match result {
+                // A UID the server did not answer for was expunged (or
+                // never used): nothing to fetch there.
+                Ok(_) => {
+                    let asked = UidSet::parse(&chunk).unwrap_or_default();
+                    let mut left = UidSet::default();
+                    for &(lo, hi) in pending.ranges() {
+                        for uid in lo..=hi {
+                            if !asked.contains(uid) || no_body.contains(uid) {
+                                left.insert(uid);
+                            }
+                        }
+                    }
+                    pending = left;
                 }
-                failure = Some(e);
-                break;
+                Err(e) if crate::imap::breaks_session(&e) => return Err(e),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
             }
         }
         if let Some(e) = failure {
@@ -574,6 +591,9 @@ impl Job<'_> {
     /// messages, rename the matched ones to their UIDs, mark the rest
     /// that came from the server `U=0`, and fetch what has no local copy.
     fn rematch(&mut self, sel: &Selected) -> Result<()> {
+        if self.files.all().next().is_none() {
+            return self.first_sync(sel);
+        }
         let mut server: Vec<ServerMessage> = Vec::new();
         if sel.exists > 0 {
             self.session.uid_fetch(
@@ -761,6 +781,32 @@ impl Job<'_> {
             // Until fetched, the next run must still see them.
             self.checkpoint_uidnext = self.checkpoint_uidnext.min(first.0);
         }
+        if self.options.direction.pulls() {
+            self.fetch(&to_fetch, sel)?;
+        }
+        Ok(())
+    }
+
+    /// Nothing here yet: nothing to match, every message to fetch.
+    fn first_sync(&mut self, sel: &Selected) -> Result<()> {
+        self.st = FolderState {
+            folder: self.mailbox.name.clone(),
+            local: self.st_local(),
+            uidvalidity: sel.uidvalidity,
+            highestmodseq: sel.highestmodseq.unwrap_or(0),
+            uidnext: sel.uidnext.unwrap_or(0),
+            ..FolderState::default()
+        };
+        let to_fetch = if sel.exists == 0 {
+            UidSet::default()
+        } else {
+            self.missing_since(1, sel)?
+        };
+        self.checkpoint_uidnext = match to_fetch.ranges().first() {
+            Some(&(lo, _)) => lo,
+            None => self.st.uidnext,
+        };
+        self.checkpoint_modseq = self.st.highestmodseq;
         if self.options.direction.pulls() {
             self.fetch(&to_fetch, sel)?;
         }
