@@ -520,3 +520,98 @@ fn maildir_plus_plus_layout() {
     assert_eq!(printed.len(), root.len() + 1);
     server.logout();
 }
+
+#[test]
+fn without_qresync_condstore_and_uidplus_the_results_are_the_same() {
+    let Some(rig) = Rig::from_env() else { return };
+    // CONDSTORE alone (CHANGEDSINCE, then SEARCH for expunges), and
+    // neither (every flag read each time).
+    fallbacks(&rig, "QRESYNC");
+    fallbacks(&rig, "QRESYNC,CONDSTORE");
+}
+
+fn fallbacks(rig: &Rig, disabled: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-plain");
+    let mut server = Server::login(rig);
+    server.create(&name);
+    let uids: Vec<u32> = generated(&name, 8)
+        .iter()
+        .map(|m| server.append(&name, "", &mailbot::compose::to_crlf(m)))
+        .collect();
+    let folder = maildir.join(&name);
+    let plain = |extra: &[&str]| {
+        let mut c = sync(rig, home.path(), &maildir);
+        c.args(["--folder", &name, "--disable-extension", disabled]);
+        c.args(extra);
+        c
+    };
+    assert_eq!(run_ok(&mut plain(&[])).len(), 8);
+    assert_same(&server.messages(&name), &local_messages(&folder));
+
+    // Changes on both sides, an expunge, a new message and a gap.
+    server.store(&name, uids[0], "+FLAGS (\\Flagged)");
+    let m1 = local_of(&folder, uids[1]);
+    let unique_part = m1
+        .path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .split(":2,")
+        .next()
+        .unwrap()
+        .to_string();
+    fs::rename(
+        &m1.path,
+        folder.join("cur").join(format!("{unique_part}:2,S")),
+    )
+    .unwrap();
+    server.expunge(&name, uids[2]);
+    let newer = server.append(
+        &name,
+        "\\Seen",
+        b"From: a@mailbot.test\r\nSubject: newer\r\n\r\nx\r\n",
+    );
+    let brief = server.append(
+        &name,
+        "",
+        b"From: a@mailbot.test\r\nSubject: brief\r\n\r\ny\r\n",
+    );
+    server.expunge(&name, brief);
+    let printed = run_ok(&mut plain(&["--expunge", "to-local"]));
+    assert_eq!(printed.len(), 1);
+    assert!(
+        printed[0]
+            .to_string_lossy()
+            .contains(&format!(",U={newer},"))
+    );
+    assert_eq!(local_of(&folder, uids[0]).flags, "F");
+    let on_server = server.messages(&name);
+    assert!(
+        on_server
+            .iter()
+            .find(|m| m.uid == uids[1])
+            .unwrap()
+            .flags
+            .contains("\\Seen")
+    );
+    assert_same(&on_server, &local_messages(&folder));
+    assert!(run_ok(&mut plain(&[])).is_empty());
+
+    // Without UIDPLUS an upload's UID is unknown: the next run finds the
+    // copy by its hash instead of fetching it as new.
+    let mine = b"From: me@mailbot.test\r\nSubject: up without uidplus\r\n\r\nz\r\n";
+    fs::write(folder.join("new/mine"), mine).unwrap();
+    let out = run(&mut plain(&["--push", "--disable-extension", "UIDPLUS"]));
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(local_messages(&folder).iter().any(|m| m.uid.is_none()));
+    assert!(
+        run_ok(&mut plain(&[])).is_empty(),
+        "the upload came back as new"
+    );
+    let on_server = server.messages(&name);
+    assert_eq!(on_server.iter().filter(|m| m.body == mine).count(), 1);
+    assert_same(&on_server, &local_messages(&folder));
+    server.logout();
+}

@@ -18,7 +18,9 @@ use mailbot::error::{Error, ErrorKind};
 use mailbot::exit::Exit;
 use mailbot::imap::ImapUrl;
 use mailbot::smtp::Auth;
-use mailbot::sync::{self, Direction, Event, Expunge, FolderReport, Layout, NewMessage, Options};
+use mailbot::sync::{
+    self, Direction, Event, Expunge, FolderReport, Layout, NewMessage, Options, Tuning,
+};
 use mailbot::tls::TlsOptions;
 
 const PROGRAM: &str = "mail-sync";
@@ -131,6 +133,16 @@ struct Args {
         env = "MAILBOT_SYNC_TIMEOUT"
     )]
     timeout: f64,
+    /// Do not use this IMAP extension even if the server offers it
+    /// (QRESYNC, CONDSTORE, UIDPLUS, LITERAL+), for a server whose
+    /// implementation is broken; repeatable.
+    #[arg(
+        long = "disable-extension",
+        value_name = "NAME",
+        env = "MAILBOT_SYNC_DISABLE_EXTENSIONS",
+        value_delimiter = ','
+    )]
+    disable_extensions: Vec<String>,
     /// Command whose first output line is an OAuth2 access token (AUTHENTICATE XOAUTH2).
     #[arg(long, env = "MAILBOT_OAUTH2_TOKEN_COMMAND", value_name = "CMD")]
     oauth2_token_command: Option<String>,
@@ -153,6 +165,7 @@ fn main() -> ExitCode {
 #[derive(Debug)]
 struct Plan {
     options: Options,
+    tuning: Tuning,
     watch: Option<String>,
     null: bool,
     json: bool,
@@ -234,6 +247,9 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     };
     Ok(Plan {
         options,
+        tuning: Tuning {
+            disable_extensions: args.disable_extensions.clone(),
+        },
         watch: args.watch.then(|| args.idle_folder.clone()),
         null: args.null,
         json: args.json,
@@ -310,10 +326,15 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
         }
     };
     let outcome = match &plan.watch {
-        None => sync::run_with_events(&plan.options, &mut on_new, &mut on_event),
-        Some(folder) => {
-            sync::watch_with_events(&plan.options, folder, &mut on_new, &mut on_event, &|| true)
-        }
+        None => sync::run_tuned(&plan.options, &plan.tuning, &mut on_new, &mut on_event),
+        Some(folder) => sync::watch_tuned(
+            &plan.options,
+            &plan.tuning,
+            folder,
+            &mut on_new,
+            &mut on_event,
+            &|| true,
+        ),
     };
     progress.clear();
     let report = outcome?;

@@ -280,6 +280,8 @@ pub struct Session {
     /// The server announced new messages (`* n EXISTS`) since the last
     /// SELECT completed.
     grew: bool,
+    /// Capabilities not to use.
+    disabled: Vec<String>,
 }
 
 impl Session {
@@ -310,6 +312,7 @@ impl Session {
             enabled: Vec::new(),
             timeout,
             grew: false,
+            disabled: Vec::new(),
         };
         let greeting = session.read(&mut InMemory)?;
         match &greeting {
@@ -442,6 +445,16 @@ impl Session {
             .any(|c| c.eq_ignore_ascii_case(name))
     }
 
+    /// Forgets that the server offers these capabilities, so they are
+    /// not used (a capability list the server sends later is filtered
+    /// too).
+    pub fn disable_capabilities(&mut self, names: &[String]) {
+        self.disabled
+            .extend(names.iter().map(|n| n.to_ascii_uppercase()));
+        let disabled = &self.disabled;
+        self.capabilities.retain(|c| !disabled.contains(c));
+    }
+
     /// Whether `name` was enabled with ENABLE.
     pub fn is_enabled(&self, name: &str) -> bool {
         self.enabled.iter().any(|c| c.eq_ignore_ascii_case(name))
@@ -470,6 +483,7 @@ impl Session {
             .iter()
             .filter_map(Value::atom)
             .map(str::to_ascii_uppercase)
+            .filter(|c| !self.disabled.contains(c))
             .collect();
     }
 

@@ -201,6 +201,15 @@ impl Report {
     }
 }
 
+/// Settings beyond [`Options`] that few runs need.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// Extensions not to use even when the server offers them
+    /// (`QRESYNC`, `CONDSTORE`, `UIDPLUS`, `LITERAL+`): for servers whose
+    /// implementation is broken, and to exercise the fallbacks.
+    pub disable_extensions: Vec<String>,
+}
+
 /// Progress, for a progress bar.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -336,17 +345,18 @@ pub fn folder_matches(pattern: &str, name: &str, delimiter: Option<char>) -> boo
 /// ErrorKind::Locked, exit 75). `on_new` is called for each new local
 /// message as soon as its file is in place.
 pub fn run(options: &Options, on_new: &mut dyn FnMut(&NewMessage)) -> Result<Report> {
-    run_with_events(options, on_new, &mut |_| {})
+    run_tuned(options, &Tuning::default(), on_new, &mut |_| {})
 }
 
-/// [`run`], reporting progress to `on_event`.
-pub fn run_with_events(
+/// [`run`] with [`Tuning`], reporting progress to `on_event`.
+pub fn run_tuned(
     options: &Options,
+    tuning: &Tuning,
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report> {
     let _lock = lock(&options.maildir)?;
-    let mut session = connect(options)?;
+    let mut session = connect(options, tuning)?;
     let report = pass(&mut session, options, on_new, on_event)?;
     session.logout();
     Ok(report)
@@ -365,12 +375,20 @@ pub fn watch(
     on_new: &mut dyn FnMut(&NewMessage),
     keep_going: &dyn Fn() -> bool,
 ) -> Result<Report> {
-    watch_with_events(options, folder, on_new, &mut |_| {}, keep_going)
+    watch_tuned(
+        options,
+        &Tuning::default(),
+        folder,
+        on_new,
+        &mut |_| {},
+        keep_going,
+    )
 }
 
-/// [`watch`], reporting progress to `on_event`.
-pub fn watch_with_events(
+/// [`watch`] with [`Tuning`], reporting progress to `on_event`.
+pub fn watch_tuned(
     options: &Options,
+    tuning: &Tuning,
     folder: &str,
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
@@ -383,6 +401,7 @@ pub fn watch_with_events(
         let mut connected = false;
         match watch_session(
             options,
+            tuning,
             folder,
             on_new,
             on_event,
@@ -416,8 +435,10 @@ pub fn watch_with_events(
 /// after 30 minutes; RFC 2177 asks clients to renew before 29).
 const IDLE_RENEW: Duration = Duration::from_secs(28 * 60);
 
+#[allow(clippy::too_many_arguments)]
 fn watch_session(
     options: &Options,
+    tuning: &Tuning,
     folder: &str,
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
@@ -425,7 +446,7 @@ fn watch_session(
     report: &mut Report,
     connected: &mut bool,
 ) -> Result<()> {
-    let mut session = connect(options)?;
+    let mut session = connect(options, tuning)?;
     let first = pass(&mut session, options, on_new, on_event)?;
     *connected = true;
     for f in &first.folders {
@@ -461,7 +482,7 @@ fn watch_session(
     }
 }
 
-fn connect(options: &Options) -> Result<Session> {
+fn connect(options: &Options, tuning: &Tuning) -> Result<Session> {
     let config = crate::tls::client_config(&options.tls)?;
     let mut session = Session::connect(
         &options.url,
@@ -470,6 +491,7 @@ fn connect(options: &Options) -> Result<Session> {
         options.timeout,
         options.tls.insecure,
     )?;
+    session.disable_capabilities(&tuning.disable_extensions);
     session.enable(&["QRESYNC"])?;
     Ok(session)
 }

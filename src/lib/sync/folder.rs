@@ -957,7 +957,9 @@ impl Job<'_> {
                 .session
                 .append_from(&self.mailbox.raw, &flags, &mut reader, a.size)
             {
-                Ok(Some((validity, uid))) if validity == sel.uidvalidity => {
+                Ok(Some((validity, uid)))
+                    if validity == sel.uidvalidity && self.session.has_capability("UIDPLUS") =>
+                {
                     let now = self.give_uid(&m, uid)?;
                     self.st.messages.insert(uid, now.bits());
                     self.files.without_uid.retain(|x| x.path != m.path);
