@@ -615,3 +615,72 @@ fn fallbacks(rig: &Rig, disabled: &str) {
     assert_same(&on_server, &local_messages(&folder));
     server.logout();
 }
+
+#[test]
+fn an_account_from_the_configuration_and_the_default_maildir() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let name = unique("sync-account");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    let message = b"From: a@mailbot.test\r\nSubject: configured\r\n\r\nx\r\n";
+    server.append(&name, "", message);
+    let clean = || {
+        let mut cmd = std::process::Command::new(sync_common::bin());
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("MAILBOT_") {
+                cmd.env_remove(&var);
+            }
+        }
+        cmd.env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_DATA_HOME", home.path().join("data"));
+        cmd
+    };
+
+    // The account names the server, the CA, the password command and
+    // the maildir.
+    let config = home.path().join("config/mailbot/config.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(
+        &config,
+        format!(
+            "[account.rig]\nimap = \"{}\"\nca_file = \"{}\"\npassword_command = \"printf %s '{}'\"\nmaildir = \"~/Mail/rig\"\n",
+            sync_common::url(&rig),
+            rig.ca.display(),
+            rig.users[0].1
+        ),
+    )
+    .unwrap();
+    let mut cmd = clean();
+    cmd.args(["--account", "rig", "--folder", &name]);
+    let printed = run_ok(&mut cmd);
+    assert_eq!(printed.len(), 1);
+    assert!(
+        printed[0].starts_with(home.path().join("Mail/rig").join(&name)),
+        "{printed:?}"
+    );
+    assert_eq!(fs::read(&printed[0]).unwrap(), message);
+
+    // No maildir anywhere: $XDG_DATA_HOME/mailbot/USER@HOST.
+    fs::remove_file(&config).unwrap();
+    let mut cmd = clean();
+    cmd.env("MAILBOT_PASSWORD", &rig.users[0].1)
+        .arg(sync_common::url(&rig))
+        .arg("--ca-file")
+        .arg(&rig.ca)
+        .args(["--folder", &name]);
+    let printed = run_ok(&mut cmd);
+    let default = home
+        .path()
+        .join("data/mailbot")
+        .join(format!("{}@{}", rig.users[0].0, rig.host))
+        .join(&name);
+    assert_eq!(printed.len(), 1);
+    assert!(printed[0].starts_with(&default), "{printed:?}");
+
+    // No server at all: a usage error.
+    let out = run(&mut clean());
+    assert_eq!(code(&out), 64, "{}", describe(&out));
+    server.logout();
+}

@@ -239,7 +239,9 @@ pub enum Event<'a> {
 ///
 /// Name parts that would break the maildir are escaped as `%XX`: a `/`
 /// inside a part, a leading `.` (verbatim), a `.` anywhere in a part
-/// (maildir++), a part named `tmp`, `new` or `cur`, control characters.
+/// (maildir++), a part named `tmp`, `new` or `cur`, control characters;
+/// and in maildir++ the names `mailbot` and `notmuch`, whose dot folders
+/// hold the sync state and the index.
 pub fn local_folder(
     maildir: &Path,
     layout: Layout,
@@ -278,7 +280,12 @@ pub fn local_folder(
                     }
                 })
                 .collect();
-            maildir.join(format!(".{}", joined.join(".")))
+            let mut name = joined.join(".");
+            // Our state and notmuch's database live beside the folders.
+            if matches!(name.as_str(), "mailbot" | "notmuch") {
+                name = format!("%{:02X}{}", name.as_bytes()[0], &name[1..]);
+            }
+            maildir.join(format!(".{name}"))
         }
     }
 }
@@ -640,6 +647,9 @@ mod tests {
         );
         assert_eq!(p("Lists/v1.2", Some('/')), Path::new("/m/.Lists.v1%2E2"));
         assert_eq!(p("INBOX/Sub", Some('/')), Path::new("/m/.INBOX.Sub"));
+        assert_eq!(p("notmuch", Some('.')), Path::new("/m/.%6Eotmuch"));
+        assert_eq!(p("mailbot", Some('.')), Path::new("/m/.%6Dailbot"));
+        assert_eq!(p("mailbot.x", Some('.')), Path::new("/m/.mailbot.x"));
     }
 
     #[test]
