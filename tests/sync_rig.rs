@@ -684,3 +684,29 @@ fn an_account_from_the_configuration_and_the_default_maildir() {
     assert_eq!(code(&out), 64, "{}", describe(&out));
     server.logout();
 }
+
+#[test]
+fn a_local_folder_removed_by_hand_is_fetched_again_not_expunged() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-wiped");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    for m in generated(&name, 3) {
+        server.append(&name, "", &mailbot::compose::to_crlf(&m));
+    }
+    let mut cmd = sync(&rig, home.path(), &maildir);
+    cmd.args(["--folder", &name, "--expunge", "to-server"]);
+    assert_eq!(run_ok(&mut cmd).len(), 3);
+    fs::remove_dir_all(maildir.join(&name)).unwrap();
+    let out = run(&mut cmd);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the local folder is empty"));
+    assert_same(
+        &server.messages(&name),
+        &local_messages(&maildir.join(&name)),
+    );
+    server.logout();
+}

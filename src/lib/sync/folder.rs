@@ -115,6 +115,22 @@ pub(super) fn sync_folder(
                 .uidnext
                 .is_none_or(|next| st.uidnext <= next && job.files.by_uid.keys().all(|u| *u < next))
     });
+    // A folder emptied by hand (or removed) while the state lists
+    // messages is taken for a wish to fetch again, never for deletions
+    // to carry to the server.
+    let emptied = job.files.all().next().is_none()
+        && trusted.as_ref().is_some_and(|st| {
+            st.messages
+                .values()
+                .any(|b| b & super::names::DELETED_HERE == 0)
+        });
+    if emptied {
+        tracing::warn!(
+            "{}: the local folder is empty; fetching every message again",
+            local.display()
+        );
+    }
+    let trusted = trusted.filter(|_| !emptied);
     match (trusted, &loaded) {
         (Some(st), _) => job.incremental(st, &sel, used_qresync)?,
         (None, Some(old)) => {
