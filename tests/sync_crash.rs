@@ -160,11 +160,18 @@ fn killed_at_ten_random_moments_a_large_sync_ends_equal_to_the_server() {
 /// through untouched, and cuts both sides once `cut_after` bytes came
 /// from the server: a connection lost in the middle of a FETCH.
 fn cutting_proxy(rig: &Rig, cut_after: usize) -> u16 {
+    proxy(rig, move |_| cut_after)
+}
+
+/// The relay behind [`cutting_proxy`]; `cut` gives the byte limit for
+/// the n-th connection (from 0).
+fn proxy(rig: &Rig, cut: impl Fn(usize) -> usize + Send + 'static) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let target = (rig.host.clone(), rig.imaps_port);
     std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
+        for (n, client) in listener.incoming().flatten().enumerate() {
+            let cut_after = cut(n);
             let Ok(server) = TcpStream::connect((target.0.as_str(), target.1)) else {
                 continue;
             };
@@ -284,5 +291,28 @@ fn a_corrupt_state_and_a_torn_file_are_repaired_from_the_names() {
     assert!(printed[0].contains(&format!(",U={},", victim.uid.unwrap())));
     assert_same(&server.messages(&name), &local_messages(&folder));
     assert!(run_ok(&mut base()).is_empty());
+    server.logout();
+}
+
+#[test]
+fn a_helper_connection_that_fails_leaves_its_share_to_the_main_one() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-helper");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    drop_into_server(&rig, &name, &generated(&name, 300));
+    // The first connection passes; every later one is closed at once.
+    let port = proxy(&rig, |n| if n == 0 { usize::MAX } else { 0 });
+    let proxied = format!("imaps://{}@localhost:{port}", rig.users[0].0);
+    let mut cmd = sync_common::sync_to(&rig, home.path(), &maildir, &proxied);
+    cmd.args(["--folder", &name, "--connections", "2"]);
+    let printed = run_ok(&mut cmd);
+    assert_eq!(printed.len(), 300);
+    assert_same(
+        &server.messages(&name),
+        &local_messages(&maildir.join(&name)),
+    );
     server.logout();
 }

@@ -143,6 +143,16 @@ struct Args {
         value_delimiter = ','
     )]
     disable_extensions: Vec<String>,
+    /// Connections a large fetch (100 messages or more) is shared
+    /// between; the server encrypts each on its own core.
+    #[arg(
+        long,
+        default_value_t = 2,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=16),
+        env = "MAILBOT_SYNC_CONNECTIONS"
+    )]
+    connections: u16,
     /// Command whose first output line is an OAuth2 access token (AUTHENTICATE XOAUTH2).
     #[arg(long, env = "MAILBOT_OAUTH2_TOKEN_COMMAND", value_name = "CMD")]
     oauth2_token_command: Option<String>,
@@ -249,6 +259,7 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         options,
         tuning: Tuning {
             disable_extensions: args.disable_extensions.clone(),
+            connections: usize::from(args.connections),
         },
         watch: args.watch.then(|| args.idle_folder.clone()),
         null: args.null,

@@ -22,13 +22,14 @@ mod response;
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::compose::base64_encode;
 use crate::error::{Error, ErrorKind, Result};
 use crate::smtp::Auth;
-use crate::tls::{self, Wire};
+use crate::tls;
 
 pub use response::{
     InMemory, Literals, MAX_MEMORY_LITERAL, Response, Status, Value, breaks_session,
@@ -271,7 +272,7 @@ pub enum IdleEnd {
 /// An authenticated IMAP session.
 #[derive(Debug)]
 pub struct Session {
-    wire: BufReader<Wire>,
+    wire: BufReader<Link>,
     object: String,
     tag: u32,
     capabilities: Vec<String>,
@@ -298,11 +299,9 @@ impl Session {
         let object = url.display();
         let tcp = tls::connect_tcp(&url.host, url.port, timeout, &object)?;
         let wire = if url.implicit_tls {
-            Wire::Tls(Box::new(tls::handshake(
-                tcp, &url.host, tls_config, &object,
-            )?))
+            Link::tls(tls::handshake(tcp, &url.host, tls_config, &object)?)
         } else {
-            Wire::Plain(tcp)
+            Link::Plain(tcp)
         };
         let mut session = Session {
             wire: BufReader::with_capacity(READ_BUFFER, wire),
@@ -585,8 +584,17 @@ impl Session {
         Err(self.refusal("CREATE", raw, &done))
     }
 
+    /// EXAMINE a mailbox (name in its wire form): SELECT, read-only.
+    pub fn examine(&mut self, raw: &str) -> Result<Selected> {
+        self.open("EXAMINE", raw, &SelectMode::Plain)
+    }
+
     /// SELECT a mailbox (name in its wire form).
     pub fn select(&mut self, raw: &str, mode: &SelectMode) -> Result<Selected> {
+        self.open("SELECT", raw, mode)
+    }
+
+    fn open(&mut self, verb: &str, raw: &str, mode: &SelectMode) -> Result<Selected> {
         let modifier = match mode {
             SelectMode::Plain => String::new(),
             SelectMode::Condstore => " (CONDSTORE)".into(),
@@ -599,7 +607,7 @@ impl Session {
                 None => format!(" (QRESYNC ({uidvalidity} {modseq}))"),
             },
         };
-        let command = format!("SELECT {}{modifier}", quote(raw));
+        let command = format!("{verb} {}{modifier}", quote(raw));
         let mut selected = Selected::default();
         let mut have_uidvalidity = false;
         let done = self.execute(&[Arg::Text(&command)], &mut InMemory, &mut |r| {
@@ -643,7 +651,7 @@ impl Session {
             Ok(())
         })?;
         if !done.is_ok() {
-            return Err(self.refusal("SELECT", raw, &done));
+            return Err(self.refusal(verb, raw, &done));
         }
         self.grew = false;
         if done.code_name().as_deref() == Some("READ-ONLY") {
@@ -653,7 +661,7 @@ impl Session {
             return Err(Error::new(
                 ErrorKind::Protocol,
                 &self.object,
-                format!("SELECT {raw:?}: no UIDVALIDITY"),
+                format!("{verb} {raw:?}: no UIDVALIDITY"),
             ));
         }
         Ok(selected)
@@ -1002,9 +1010,9 @@ impl Session {
 
     fn set_read_timeout(&mut self, timeout: Duration) -> Result<()> {
         let tcp = match self.wire.get_ref() {
-            Wire::Plain(s) => s,
-            Wire::Tls(s) => &s.sock,
-            Wire::Closed => return Ok(()),
+            Link::Plain(s) => s,
+            Link::Tls(s) => &s.sock.tcp,
+            Link::Closed => return Ok(()),
         };
         tcp.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
             .map_err(|e| wire_error(&self.object, e))
@@ -1201,6 +1209,126 @@ impl Session {
         w.write_all(bytes)
             .and_then(|()| w.flush())
             .map_err(|e| wire_error(&self.object, e))
+    }
+}
+
+/// The connection under the parser: plain (before STARTTLS, or
+/// `--insecure` without it) or TLS. Under TLS the socket is read through
+/// a buffer of its own: rustls asks for 4 KiB at a time, which would be
+/// one system call per 4 KiB of a large FETCH.
+#[derive(Debug)]
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, BufferedSocket>>),
+    /// Only while the plain stream moves into TLS.
+    Closed,
+}
+
+impl Link {
+    fn tls(stream: tls::TlsStream) -> Link {
+        let rustls::StreamOwned { conn, sock } = stream;
+        Link::Tls(Box::new(rustls::StreamOwned::new(
+            conn,
+            BufferedSocket::new(sock),
+        )))
+    }
+
+    /// STARTTLS: the handshake over the plain stream (nothing may be
+    /// buffered above it).
+    fn start_tls(
+        &mut self,
+        host: &str,
+        config: &Arc<rustls::ClientConfig>,
+        object: &str,
+    ) -> Result<()> {
+        match std::mem::replace(self, Link::Closed) {
+            Link::Plain(tcp) => {
+                *self = Link::tls(tls::handshake(tcp, host, config, object)?);
+                Ok(())
+            }
+            other => {
+                *self = other;
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    object,
+                    "STARTTLS on a TLS connection",
+                ))
+            }
+        }
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.read(buf),
+            Link::Tls(s) => s.read(buf),
+            Link::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.write(buf),
+            Link::Tls(s) => s.write(buf),
+            Link::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Link::Plain(s) => s.flush(),
+            Link::Tls(s) => s.flush(),
+            Link::Closed => Ok(()),
+        }
+    }
+}
+
+/// A TCP socket read through a buffer (writes go straight through).
+#[derive(Debug)]
+struct BufferedSocket {
+    tcp: TcpStream,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+}
+
+impl BufferedSocket {
+    fn new(tcp: TcpStream) -> Self {
+        BufferedSocket {
+            tcp,
+            buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+        }
+    }
+}
+
+impl Read for BufferedSocket {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end {
+            if out.len() >= self.buf.len() {
+                return self.tcp.read(out);
+            }
+            self.end = self.tcp.read(&mut self.buf)?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.end - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Write for BufferedSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
     }
 }
 

@@ -30,6 +30,7 @@
 //! [`run`] reports), create server folders for local ones, or follow
 //! server-side moves.
 
+mod fetch;
 mod folder;
 pub mod local;
 pub mod names;
@@ -208,6 +209,8 @@ pub struct Tuning {
     /// (`QRESYNC`, `CONDSTORE`, `UIDPLUS`, `LITERAL+`): for servers whose
     /// implementation is broken, and to exercise the fallbacks.
     pub disable_extensions: Vec<String>,
+    /// Connections a large fetch is shared between (0: the default, 2).
+    pub connections: usize,
 }
 
 /// Progress, for a progress bar.
@@ -364,7 +367,7 @@ pub fn run_tuned(
 ) -> Result<Report> {
     let _lock = lock(&options.maildir)?;
     let mut session = connect(options, tuning)?;
-    let report = pass(&mut session, options, on_new, on_event)?;
+    let report = pass(&mut session, options, tuning, on_new, on_event)?;
     session.logout();
     Ok(report)
 }
@@ -454,7 +457,7 @@ fn watch_session(
     connected: &mut bool,
 ) -> Result<()> {
     let mut session = connect(options, tuning)?;
-    let first = pass(&mut session, options, on_new, on_event)?;
+    let first = pass(&mut session, options, tuning, on_new, on_event)?;
     *connected = true;
     for f in &first.folders {
         report.merge(f);
@@ -477,7 +480,15 @@ fn watch_session(
         mailbox.delimiter,
     );
     loop {
-        let done = folder::sync_folder(&mut session, options, &mailbox, &local, on_new, on_event)?;
+        let done = folder::sync_folder(
+            &mut session,
+            options,
+            tuning,
+            &mailbox,
+            &local,
+            on_new,
+            on_event,
+        )?;
         report.merge(&done);
         match session.idle(Duration::from_secs(1), IDLE_RENEW, keep_going)? {
             imap::IdleEnd::Changed | imap::IdleEnd::Expired => {}
@@ -575,6 +586,7 @@ fn chosen_folders(
 fn pass(
     session: &mut Session,
     options: &Options,
+    tuning: &Tuning,
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report> {
@@ -600,7 +612,7 @@ fn pass(
             )),
             None => {
                 taken.insert(local.clone(), mailbox.name.clone());
-                folder::sync_folder(session, options, mailbox, &local, on_new, on_event)
+                folder::sync_folder(session, options, tuning, mailbox, &local, on_new, on_event)
             }
         };
         let done = match outcome {

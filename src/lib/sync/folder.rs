@@ -13,21 +13,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::local::{self, BodySink, HashSink, LocalFolder, LocalMessage};
+use super::local::{self, HashSink, LocalFolder, LocalMessage};
 use super::names::{
-    DELETED_HERE, FLAG_MASK, FlagBits, Unique, bits_from_imap, imap_flags, letters, merge,
-    with_synced,
+    DELETED_HERE, FLAG_MASK, FlagBits, Unique, bits_from_imap, imap_flags, merge, with_synced,
 };
 use super::state::{self, FolderState, PendingAppend};
-use super::{Event, FolderReport, Layout, NewMessage, Options};
+use super::{Event, FolderReport, Layout, NewMessage, Options, Tuning};
 use crate::error::{Error, Result};
 use crate::imap::{Fetch, InMemory, Mailbox, SelectMode, Selected, Session, UidSet, Value};
 
-/// Messages fetched between two state checkpoints.
-const CHECKPOINT_EVERY: usize = 500;
-
-/// Longest sequence set per command (servers limit line length).
-const SET_CHUNK: usize = 4000;
+use super::fetch::{self, Placer, SET_CHUNK};
 
 /// Syncs one server folder into `local` and returns what it did. Errors
 /// that break the session are returned; the caller turns the others
@@ -35,6 +30,7 @@ const SET_CHUNK: usize = 4000;
 pub(super) fn sync_folder(
     session: &mut Session,
     options: &Options,
+    tuning: &Tuning,
     mailbox: &Mailbox,
     local: &Path,
     on_new: &mut dyn FnMut(&NewMessage),
@@ -90,6 +86,7 @@ pub(super) fn sync_folder(
     let mut job = Job {
         session,
         options,
+        tuning,
         mailbox,
         root: local.to_path_buf(),
         state_path,
@@ -164,6 +161,7 @@ pub(super) fn sync_folder(
 struct Job<'a> {
     session: &'a mut Session,
     options: &'a Options,
+    tuning: &'a Tuning,
     mailbox: &'a Mailbox,
     root: PathBuf,
     state_path: PathBuf,
@@ -459,13 +457,10 @@ impl Job<'_> {
             count: set.len(),
         });
         let object = self.session.object().to_string();
-        // What is still to come; its lowest UID bounds what a checkpoint
-        // may claim.
-        let mut pending = set.clone();
-        let mut since_checkpoint = 0usize;
-        let mut sink = BodySink::new(&self.root);
         let Job {
             session,
+            options,
+            tuning,
             mailbox,
             root,
             state_path,
@@ -480,106 +475,26 @@ impl Job<'_> {
             on_event,
             ..
         } = self;
-        let mut failure = None;
-        // Asked for but sent without a body: still to fetch.
-        let mut no_body = UidSet::default();
-        for chunk in set.to_chunks(SET_CHUNK) {
-            let result = session.uid_fetch(
-                &chunk,
-                "(UID FLAGS RFC822.SIZE BODY.PEEK[])",
-                None,
-                &mut sink,
-                &mut |sink: &mut BodySink, f: Fetch| {
-                    let uid = match f.uid {
-                        Some(uid) if pending.contains(uid) => uid,
-                        _ => {
-                            if let Some(s) = sink.staged.take() {
-                                s.discard();
-                            }
-                            return Ok(());
-                        }
-                    };
-                    match &f.body {
-                        Some(Value::String(bytes)) => sink.stage_bytes(bytes)?,
-                        Some(Value::Stored(_)) => {}
-                        Some(_) => {
-                            problems.push(format!("{object}: UID {uid}: the server sent no body"));
-                            no_body.insert(uid);
-                            return Ok(());
-                        }
-                        // A flag update from elsewhere, not our answer.
-                        None => return Ok(()),
-                    }
-                    let Some(staged) = sink.staged.take() else {
-                        return Ok(());
-                    };
-                    let bits = bits_from_imap(f.flags.as_deref().unwrap_or(&[]));
-                    let size = staged.size;
-                    let path = staged.place(root, uid, &letters(bits))?;
-                    *dirty = true;
-                    st.messages.insert(uid, bits);
-                    let name = path.file_name().unwrap_or_default().to_string_lossy();
-                    let (unique, separator, flags) = crate::maildir::parse_name(&name);
-                    files.by_uid.insert(
-                        uid,
-                        LocalMessage {
-                            in_cur: bits != 0,
-                            separator,
-                            unique: Unique::parse(&unique),
-                            flags,
-                            path: path.clone(),
-                        },
-                    );
-                    pending = without(&pending, uid);
-                    report.fetched += 1;
-                    on_new(&NewMessage {
-                        folder: mailbox.name.clone(),
-                        path,
-                        uid,
-                    });
-                    on_event(Event::Fetched { bytes: size });
-                    since_checkpoint += 1;
-                    if since_checkpoint >= CHECKPOINT_EVERY {
-                        since_checkpoint = 0;
-                        let lowest = pending.ranges().first().map(|r| r.0);
-                        let uidnext = match lowest {
-                            Some(l) => (*checkpoint_uidnext).min(l),
-                            None => *checkpoint_uidnext,
-                        };
-                        checkpoint(root, state_path, st, uidnext, *checkpoint_modseq)?;
-                        *dirty = false;
-                    }
-                    Ok(())
-                },
-            );
-            if let Some(s) = sink.staged.take() {
-                s.discard();
-            }
-            match result {
-                // A UID the server did not answer for was expunged (or
-                // never used): nothing to fetch there.
-                Ok(_) => {
-                    let asked = UidSet::parse(&chunk).unwrap_or_default();
-                    let mut left = UidSet::default();
-                    for &(lo, hi) in pending.ranges() {
-                        for uid in lo..=hi {
-                            if !asked.contains(uid) || no_body.contains(uid) {
-                                left.insert(uid);
-                            }
-                        }
-                    }
-                    pending = left;
-                }
-                Err(e) if crate::imap::breaks_session(&e) => return Err(e),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = failure {
-            self.problems.push(crate::error::chain(&e));
-        }
+        let mut placer = Placer {
+            root,
+            state_path,
+            folder: &mailbox.name,
+            object,
+            st,
+            files,
+            report,
+            checkpoint_uidnext: *checkpoint_uidnext,
+            checkpoint_modseq: *checkpoint_modseq,
+            dirty,
+            problems,
+            on_new: &mut **on_new,
+            on_event: &mut **on_event,
+            pending: set.clone(),
+            no_body: UidSet::default(),
+            since_checkpoint: 0,
+        };
+        fetch::fetch(session, options, tuning, &mailbox.raw, set, &mut placer)?;
+        let pending = placer.pending;
         if let Some(&(lowest, _)) = pending.ranges().first() {
             // Not all arrived (a refusal, a message with no body): the
             // next run asks again from here.
@@ -1034,31 +949,18 @@ impl Job<'_> {
 /// Flushes everything written under `root` to disk, then saves `st`
 /// claiming no more than is safe: every UID below `uidnext` looked at,
 /// and changes since `modseq` still to be read again.
-fn checkpoint(root: &Path, path: &Path, st: &FolderState, uidnext: u32, modseq: u64) -> Result<()> {
+pub(super) fn checkpoint(
+    root: &Path,
+    path: &Path,
+    st: &FolderState,
+    uidnext: u32,
+    modseq: u64,
+) -> Result<()> {
     local::flush_to_disk(root)?;
     let mut snapshot = st.clone();
     snapshot.uidnext = uidnext;
     snapshot.highestmodseq = modseq;
     state::save(path, &snapshot)
-}
-
-/// `set` without `uid`.
-fn without(set: &UidSet, uid: u32) -> UidSet {
-    // Fetches come in ascending order: usually the first UID goes.
-    let mut out = UidSet::default();
-    for &(lo, hi) in set.ranges() {
-        if uid < lo || uid > hi {
-            out.insert_range(lo, hi);
-        } else {
-            if uid > lo {
-                out.insert_range(lo, uid - 1);
-            }
-            if uid < hi {
-                out.insert_range(uid + 1, hi);
-            }
-        }
-    }
-    out
 }
 
 /// Pairs local files with server messages by (Message-ID, size), then
@@ -1156,25 +1058,5 @@ impl Matcher {
             }
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn removing_a_uid_splits_its_range() {
-        let set = UidSet::parse("1:5,9").unwrap();
-        assert_eq!(without(&set, 1).to_string(), "2:5,9");
-        assert_eq!(without(&set, 3).to_string(), "1:2,4:5,9");
-        assert_eq!(without(&set, 9).to_string(), "1:5");
-        assert_eq!(without(&set, 7).to_string(), "1:5,9");
-    }
-
-    #[test]
-    fn synced_flag_letters() {
-        use crate::sync::names;
-        assert_eq!(names::letters(names::bits_from_letters("TSRFD")), "DFRST");
     }
 }
