@@ -39,7 +39,7 @@ const EXAMPLES: &str =
   */10 * * * * mail-sync --account school -q
       From cron: silent unless something failed; exit 75 means try again later.";
 
-/// Which way new messages travel, for `--direction`.
+/// How folders are laid out locally, for `--layout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LayoutArg {
     /// INBOX → DIR/INBOX, A.B → DIR/A/B.

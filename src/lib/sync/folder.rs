@@ -116,11 +116,9 @@ pub(super) fn sync_folder(
     // messages is taken for a wish to fetch again, never for deletions
     // to carry to the server.
     let emptied = job.files.all().next().is_none()
-        && trusted.as_ref().is_some_and(|st| {
-            st.messages
-                .values()
-                .any(|b| b & super::names::DELETED_HERE == 0)
-        });
+        && trusted
+            .as_ref()
+            .is_some_and(|st| st.messages.values().any(|b| b & DELETED_HERE == 0));
     if emptied {
         tracing::warn!(
             "{}: the local folder is empty; fetching every message again",
@@ -130,7 +128,7 @@ pub(super) fn sync_folder(
     let trusted = trusted.filter(|_| !emptied);
     match (trusted, &loaded) {
         (Some(st), _) => job.incremental(st, &sel, used_qresync)?,
-        (None, Some(old)) => {
+        (None, Some(old)) if !emptied => {
             if old.uidvalidity != sel.uidvalidity {
                 tracing::info!(
                     "{}: UIDVALIDITY changed ({} → {}); matching local files to the new UIDs",
@@ -146,7 +144,7 @@ pub(super) fn sync_folder(
             }
             job.rematch(&sel)?
         }
-        (None, None) => job.rematch(&sel)?,
+        (None, _) => job.rematch(&sel)?,
     }
     if options.direction.pushes() {
         job.push(&sel)?;
@@ -182,6 +180,23 @@ struct Job<'a> {
     on_event: &'a mut dyn FnMut(Event<'_>),
 }
 
+/// Which UIDs the server still has: all but those it said vanished
+/// (QRESYNC), or exactly those listed.
+#[derive(Debug)]
+enum Presence {
+    Vanished(UidSet),
+    Present(UidSet),
+}
+
+impl Presence {
+    fn is_gone(&self, uid: u32) -> bool {
+        match self {
+            Presence::Vanished(v) => v.contains(uid),
+            Presence::Present(p) => !p.contains(uid),
+        }
+    }
+}
+
 /// What the server holds of one message, for matching.
 #[derive(Debug, Clone)]
 struct ServerMessage {
@@ -201,27 +216,7 @@ impl Job<'_> {
         self.checkpoint_uidnext = st.uidnext;
         self.checkpoint_modseq = st.highestmodseq;
         self.st = st;
-        let (changed, vanished) = self.server_changes(sel, used_qresync)?;
-
-        // Expunged on the server: forget them; remove the local copy only
-        // when asked to.
-        let gone: Vec<u32> = self
-            .st
-            .messages
-            .keys()
-            .copied()
-            .filter(|u| vanished.contains(*u))
-            .collect();
-        for uid in gone {
-            self.st.messages.remove(&uid);
-            if self.options.expunge.to_local()
-                && let Some(msg) = self.files.by_uid.remove(&uid)
-            {
-                fs::remove_file(&msg.path).map_err(|e| Error::writing(&msg.path, e))?;
-                self.dirty = true;
-                self.report.removed_local += 1;
-            }
-        }
+        let (changed, presence) = self.server_changes(sel, used_qresync)?;
 
         // Files a killed run wrote after its last checkpoint: the names
         // say what they are; a file shorter than its S= is torn.
@@ -250,6 +245,26 @@ impl Job<'_> {
             }
         }
 
+        // Expunged on the server: forget them; remove the local copy only
+        // when asked to.
+        let gone: Vec<u32> = self
+            .st
+            .messages
+            .keys()
+            .copied()
+            .filter(|u| presence.is_gone(*u))
+            .collect();
+        for uid in gone {
+            self.st.messages.remove(&uid);
+            if self.options.expunge.to_local()
+                && let Some(msg) = self.files.by_uid.remove(&uid)
+            {
+                fs::remove_file(&msg.path).map_err(|e| Error::writing(&msg.path, e))?;
+                self.dirty = true;
+                self.report.removed_local += 1;
+            }
+        }
+
         self.resolve_appends(sel)?;
         self.merge_flags(sel, &changed)?;
 
@@ -260,13 +275,13 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// UID → server flags for messages that changed, and the UIDs that
-    /// vanished, since the state was written.
+    /// UID → server flags for messages that changed since the state was
+    /// written, and which UIDs the server still has.
     fn server_changes(
         &mut self,
         sel: &Selected,
         used_qresync: bool,
-    ) -> Result<(HashMap<u32, FlagBits>, UidSet)> {
+    ) -> Result<(HashMap<u32, FlagBits>, Presence)> {
         let mut changed = HashMap::new();
         let st = &self.st;
         if used_qresync && sel.highestmodseq.is_some() {
@@ -275,19 +290,17 @@ impl Job<'_> {
                     changed.insert(uid, bits_from_imap(flags));
                 }
             }
-            return Ok((changed, sel.vanished.clone()));
+            return Ok((changed, Presence::Vanished(sel.vanished.clone())));
+        }
+        if sel.exists == 0 {
+            return Ok((changed, Presence::Present(UidSet::default())));
         }
         let unchanged = sel.highestmodseq.is_some()
             && sel.highestmodseq == Some(st.highestmodseq)
             && sel.uidnext == Some(st.uidnext)
             && sel.exists as usize == st.messages.len();
-        if unchanged || sel.exists == 0 {
-            let vanished = if sel.exists == 0 {
-                st.messages.keys().copied().collect()
-            } else {
-                UidSet::default()
-            };
-            return Ok((changed, vanished));
+        if unchanged {
+            return Ok((changed, Presence::Vanished(UidSet::default())));
         }
         let modifier = match sel.highestmodseq {
             Some(_) if st.highestmodseq > 0 => Some(format!("CHANGEDSINCE {}", st.highestmodseq)),
@@ -310,14 +323,7 @@ impl Job<'_> {
         } else {
             changed.keys().copied().collect()
         };
-        let vanished = self
-            .st
-            .messages
-            .keys()
-            .copied()
-            .filter(|u| !present.contains(*u))
-            .collect();
-        Ok((changed, vanished))
+        Ok((changed, Presence::Present(present)))
     }
 
     /// Three-way flag merge for every message in the state; deletions
