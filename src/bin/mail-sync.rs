@@ -398,7 +398,7 @@ impl Progress {
             Event::Fetching { count, .. } => {
                 let bar = ProgressBar::new(*count);
                 if let Ok(style) =
-                    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec})")
+                    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta} left)")
                 {
                     bar.set_style(style.progress_chars("=> "));
                 }
