@@ -710,3 +710,47 @@ fn a_local_folder_removed_by_hand_is_fetched_again_not_expunged() {
     );
     server.logout();
 }
+
+#[test]
+fn a_large_message_streams_to_disk_without_growing_memory() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-large");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    // 48 MB: far more than every buffer mail-sync has together.
+    let mut big = b"From: a@mailbot.test\nSubject: large\n\n".to_vec();
+    let line: Vec<u8> = (0..76u8).map(|i| b'A' + i % 26).chain(*b"\n").collect();
+    while big.len() < 48 << 20 {
+        big.extend_from_slice(&line);
+    }
+    drop_into_server(&rig, &name, &[big]);
+    let mut cmd = sync(&rig, home.path(), &maildir);
+    cmd.args(["--folder", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = fs::read_to_string(&status)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_same(
+        &server.messages(&name),
+        &local_messages(&maildir.join(&name)),
+    );
+    assert!(peak_kb > 0, "no memory reading");
+    assert!(peak_kb < 32 * 1024, "peak {peak_kb} kB for a 48 MB message");
+    server.logout();
+}
