@@ -18,7 +18,9 @@ use mailbot::error::{Error, ErrorKind};
 use mailbot::exit::Exit;
 use mailbot::imap::ImapUrl;
 use mailbot::smtp::Auth;
-use mailbot::sync::{self, Direction, Event, Expunge, FolderReport, Layout, NewMessage, Options};
+use mailbot::sync::{
+    self, Direction, Event, Expunge, FolderReport, Layout, NewMessage, Options, Tuning,
+};
 use mailbot::tls::TlsOptions;
 
 const PROGRAM: &str = "mail-sync";
@@ -37,7 +39,7 @@ const EXAMPLES: &str =
   */10 * * * * mail-sync --account school -q
       From cron: silent unless something failed; exit 75 means try again later.";
 
-/// Which way new messages travel, for `--direction`.
+/// How folders are laid out locally, for `--layout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LayoutArg {
     /// INBOX → DIR/INBOX, A.B → DIR/A/B.
@@ -131,6 +133,26 @@ struct Args {
         env = "MAILBOT_SYNC_TIMEOUT"
     )]
     timeout: f64,
+    /// Do not use this IMAP extension even if the server offers it
+    /// (QRESYNC, CONDSTORE, UIDPLUS, LITERAL+), for a server whose
+    /// implementation is broken; repeatable.
+    #[arg(
+        long = "disable-extension",
+        value_name = "NAME",
+        env = "MAILBOT_SYNC_DISABLE_EXTENSIONS",
+        value_delimiter = ','
+    )]
+    disable_extensions: Vec<String>,
+    /// Connections a large fetch (100 messages or more) is shared
+    /// between; the server encrypts each on its own core.
+    #[arg(
+        long,
+        default_value_t = 2,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=16),
+        env = "MAILBOT_SYNC_CONNECTIONS"
+    )]
+    connections: u16,
     /// Command whose first output line is an OAuth2 access token (AUTHENTICATE XOAUTH2).
     #[arg(long, env = "MAILBOT_OAUTH2_TOKEN_COMMAND", value_name = "CMD")]
     oauth2_token_command: Option<String>,
@@ -153,6 +175,7 @@ fn main() -> ExitCode {
 #[derive(Debug)]
 struct Plan {
     options: Options,
+    tuning: Tuning,
     watch: Option<String>,
     null: bool,
     json: bool,
@@ -234,6 +257,10 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     };
     Ok(Plan {
         options,
+        tuning: Tuning {
+            disable_extensions: args.disable_extensions.clone(),
+            connections: usize::from(args.connections),
+        },
         watch: args.watch.then(|| args.idle_folder.clone()),
         null: args.null,
         json: args.json,
@@ -310,10 +337,15 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
         }
     };
     let outcome = match &plan.watch {
-        None => sync::run_with_events(&plan.options, &mut on_new, &mut on_event),
-        Some(folder) => {
-            sync::watch_with_events(&plan.options, folder, &mut on_new, &mut on_event, &|| true)
-        }
+        None => sync::run_tuned(&plan.options, &plan.tuning, &mut on_new, &mut on_event),
+        Some(folder) => sync::watch_tuned(
+            &plan.options,
+            &plan.tuning,
+            folder,
+            &mut on_new,
+            &mut on_event,
+            &|| true,
+        ),
     };
     progress.clear();
     let report = outcome?;
@@ -366,7 +398,7 @@ impl Progress {
             Event::Fetching { count, .. } => {
                 let bar = ProgressBar::new(*count);
                 if let Ok(style) =
-                    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec})")
+                    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta} left)")
                 {
                     bar.set_style(style.progress_chars("=> "));
                 }

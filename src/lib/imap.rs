@@ -22,13 +22,14 @@ mod response;
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::compose::base64_encode;
 use crate::error::{Error, ErrorKind, Result};
 use crate::smtp::Auth;
-use crate::tls::{self, Wire};
+use crate::tls;
 
 pub use response::{
     InMemory, Literals, MAX_MEMORY_LITERAL, Response, Status, Value, breaks_session,
@@ -271,12 +272,17 @@ pub enum IdleEnd {
 /// An authenticated IMAP session.
 #[derive(Debug)]
 pub struct Session {
-    wire: BufReader<Wire>,
+    wire: BufReader<Link>,
     object: String,
     tag: u32,
     capabilities: Vec<String>,
     enabled: Vec<String>,
     timeout: Duration,
+    /// The server announced new messages (`* n EXISTS`) since the last
+    /// SELECT completed.
+    grew: bool,
+    /// Capabilities not to use.
+    disabled: Vec<String>,
 }
 
 impl Session {
@@ -293,11 +299,9 @@ impl Session {
         let object = url.display();
         let tcp = tls::connect_tcp(&url.host, url.port, timeout, &object)?;
         let wire = if url.implicit_tls {
-            Wire::Tls(Box::new(tls::handshake(
-                tcp, &url.host, tls_config, &object,
-            )?))
+            Link::tls(tls::handshake(tcp, &url.host, tls_config, &object)?)
         } else {
-            Wire::Plain(tcp)
+            Link::Plain(tcp)
         };
         let mut session = Session {
             wire: BufReader::with_capacity(READ_BUFFER, wire),
@@ -306,6 +310,8 @@ impl Session {
             capabilities: Vec::new(),
             enabled: Vec::new(),
             timeout,
+            grew: false,
+            disabled: Vec::new(),
         };
         let greeting = session.read(&mut InMemory)?;
         match &greeting {
@@ -438,6 +444,16 @@ impl Session {
             .any(|c| c.eq_ignore_ascii_case(name))
     }
 
+    /// Forgets that the server offers these capabilities, so they are
+    /// not used (a capability list the server sends later is filtered
+    /// too).
+    pub fn disable_capabilities(&mut self, names: &[String]) {
+        self.disabled
+            .extend(names.iter().map(|n| n.to_ascii_uppercase()));
+        let disabled = &self.disabled;
+        self.capabilities.retain(|c| !disabled.contains(c));
+    }
+
     /// Whether `name` was enabled with ENABLE.
     pub fn is_enabled(&self, name: &str) -> bool {
         self.enabled.iter().any(|c| c.eq_ignore_ascii_case(name))
@@ -466,6 +482,7 @@ impl Session {
             .iter()
             .filter_map(Value::atom)
             .map(str::to_ascii_uppercase)
+            .filter(|c| !self.disabled.contains(c))
             .collect();
     }
 
@@ -567,8 +584,17 @@ impl Session {
         Err(self.refusal("CREATE", raw, &done))
     }
 
+    /// EXAMINE a mailbox (name in its wire form): SELECT, read-only.
+    pub fn examine(&mut self, raw: &str) -> Result<Selected> {
+        self.open("EXAMINE", raw, &SelectMode::Plain)
+    }
+
     /// SELECT a mailbox (name in its wire form).
     pub fn select(&mut self, raw: &str, mode: &SelectMode) -> Result<Selected> {
+        self.open("SELECT", raw, mode)
+    }
+
+    fn open(&mut self, verb: &str, raw: &str, mode: &SelectMode) -> Result<Selected> {
         let modifier = match mode {
             SelectMode::Plain => String::new(),
             SelectMode::Condstore => " (CONDSTORE)".into(),
@@ -581,7 +607,7 @@ impl Session {
                 None => format!(" (QRESYNC ({uidvalidity} {modseq}))"),
             },
         };
-        let command = format!("SELECT {}{modifier}", quote(raw));
+        let command = format!("{verb} {}{modifier}", quote(raw));
         let mut selected = Selected::default();
         let mut have_uidvalidity = false;
         let done = self.execute(&[Arg::Text(&command)], &mut InMemory, &mut |r| {
@@ -625,8 +651,9 @@ impl Session {
             Ok(())
         })?;
         if !done.is_ok() {
-            return Err(self.refusal("SELECT", raw, &done));
+            return Err(self.refusal(verb, raw, &done));
         }
+        self.grew = false;
         if done.code_name().as_deref() == Some("READ-ONLY") {
             selected.read_only = true;
         }
@@ -634,7 +661,7 @@ impl Session {
             return Err(Error::new(
                 ErrorKind::Protocol,
                 &self.object,
-                format!("SELECT {raw:?}: no UIDVALIDITY"),
+                format!("{verb} {raw:?}: no UIDVALIDITY"),
             ));
         }
         Ok(selected)
@@ -895,6 +922,10 @@ impl Session {
         longest: Duration,
         keep_going: &dyn Fn() -> bool,
     ) -> Result<IdleEnd> {
+        // New mail announced during an earlier command: no need to wait.
+        if std::mem::take(&mut self.grew) {
+            return Ok(IdleEnd::Changed);
+        }
         self.tag += 1;
         let tag = format!("m{}", self.tag);
         self.write(format!("{tag} IDLE\r\n").as_bytes())?;
@@ -979,9 +1010,9 @@ impl Session {
 
     fn set_read_timeout(&mut self, timeout: Duration) -> Result<()> {
         let tcp = match self.wire.get_ref() {
-            Wire::Plain(s) => s,
-            Wire::Tls(s) => &s.sock,
-            Wire::Closed => return Ok(()),
+            Link::Plain(s) => s,
+            Link::Tls(s) => &s.sock.tcp,
+            Link::Closed => return Ok(()),
         };
         tcp.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
             .map_err(|e| wire_error(&self.object, e))
@@ -1138,6 +1169,15 @@ impl Session {
             other => {
                 self.check_bye(&other, logout)?;
                 self.note_capabilities(&other);
+                if let Response::Data(items) = &other
+                    && items.first().and_then(Value::number).is_some()
+                    && items
+                        .get(1)
+                        .and_then(Value::atom)
+                        .is_some_and(|a| a.eq_ignore_ascii_case("EXISTS"))
+                {
+                    self.grew = true;
+                }
                 Ok(Step::Untagged(other))
             }
         }
@@ -1169,6 +1209,126 @@ impl Session {
         w.write_all(bytes)
             .and_then(|()| w.flush())
             .map_err(|e| wire_error(&self.object, e))
+    }
+}
+
+/// The connection under the parser: plain (before STARTTLS, or
+/// `--insecure` without it) or TLS. Under TLS the socket is read through
+/// a buffer of its own: rustls asks for 4 KiB at a time, which would be
+/// one system call per 4 KiB of a large FETCH.
+#[derive(Debug)]
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, BufferedSocket>>),
+    /// Only while the plain stream moves into TLS.
+    Closed,
+}
+
+impl Link {
+    fn tls(stream: tls::TlsStream) -> Link {
+        let rustls::StreamOwned { conn, sock } = stream;
+        Link::Tls(Box::new(rustls::StreamOwned::new(
+            conn,
+            BufferedSocket::new(sock),
+        )))
+    }
+
+    /// STARTTLS: the handshake over the plain stream (nothing may be
+    /// buffered above it).
+    fn start_tls(
+        &mut self,
+        host: &str,
+        config: &Arc<rustls::ClientConfig>,
+        object: &str,
+    ) -> Result<()> {
+        match std::mem::replace(self, Link::Closed) {
+            Link::Plain(tcp) => {
+                *self = Link::tls(tls::handshake(tcp, host, config, object)?);
+                Ok(())
+            }
+            other => {
+                *self = other;
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    object,
+                    "STARTTLS on a TLS connection",
+                ))
+            }
+        }
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.read(buf),
+            Link::Tls(s) => s.read(buf),
+            Link::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.write(buf),
+            Link::Tls(s) => s.write(buf),
+            Link::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Link::Plain(s) => s.flush(),
+            Link::Tls(s) => s.flush(),
+            Link::Closed => Ok(()),
+        }
+    }
+}
+
+/// A TCP socket read through a buffer (writes go straight through).
+#[derive(Debug)]
+struct BufferedSocket {
+    tcp: TcpStream,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+}
+
+impl BufferedSocket {
+    fn new(tcp: TcpStream) -> Self {
+        BufferedSocket {
+            tcp,
+            buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+        }
+    }
+}
+
+impl Read for BufferedSocket {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end {
+            if out.len() >= self.buf.len() {
+                return self.tcp.read(out);
+            }
+            self.end = self.tcp.read(&mut self.buf)?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.end - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Write for BufferedSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
     }
 }
 

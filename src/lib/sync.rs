@@ -30,6 +30,7 @@
 //! [`run`] reports), create server folders for local ones, or follow
 //! server-side moves.
 
+mod fetch;
 mod folder;
 pub mod local;
 pub mod names;
@@ -201,6 +202,17 @@ impl Report {
     }
 }
 
+/// Settings beyond [`Options`] that few runs need.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// Extensions not to use even when the server offers them
+    /// (`QRESYNC`, `CONDSTORE`, `UIDPLUS`, `LITERAL+`): for servers whose
+    /// implementation is broken, and to exercise the fallbacks.
+    pub disable_extensions: Vec<String>,
+    /// Connections a large fetch is shared between (0: the default, 2).
+    pub connections: usize,
+}
+
 /// Progress, for a progress bar.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -230,7 +242,9 @@ pub enum Event<'a> {
 ///
 /// Name parts that would break the maildir are escaped as `%XX`: a `/`
 /// inside a part, a leading `.` (verbatim), a `.` anywhere in a part
-/// (maildir++), a part named `tmp`, `new` or `cur`, control characters.
+/// (maildir++), a part named `tmp`, `new` or `cur`, control characters;
+/// and in maildir++ the names `mailbot` and `notmuch`, whose dot folders
+/// hold the sync state and the index.
 pub fn local_folder(
     maildir: &Path,
     layout: Layout,
@@ -269,7 +283,12 @@ pub fn local_folder(
                     }
                 })
                 .collect();
-            maildir.join(format!(".{}", joined.join(".")))
+            let mut name = joined.join(".");
+            // Our state and notmuch's database live beside the folders.
+            if matches!(name.as_str(), "mailbot" | "notmuch") {
+                name = format!("%{:02X}{}", name.as_bytes()[0], &name[1..]);
+            }
+            maildir.join(format!(".{name}"))
         }
     }
 }
@@ -336,18 +355,19 @@ pub fn folder_matches(pattern: &str, name: &str, delimiter: Option<char>) -> boo
 /// ErrorKind::Locked, exit 75). `on_new` is called for each new local
 /// message as soon as its file is in place.
 pub fn run(options: &Options, on_new: &mut dyn FnMut(&NewMessage)) -> Result<Report> {
-    run_with_events(options, on_new, &mut |_| {})
+    run_tuned(options, &Tuning::default(), on_new, &mut |_| {})
 }
 
-/// [`run`], reporting progress to `on_event`.
-pub fn run_with_events(
+/// [`run`] with [`Tuning`], reporting progress to `on_event`.
+pub fn run_tuned(
     options: &Options,
+    tuning: &Tuning,
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report> {
     let _lock = lock(&options.maildir)?;
-    let mut session = connect(options)?;
-    let report = pass(&mut session, options, on_new, on_event)?;
+    let mut session = connect(options, tuning)?;
+    let report = pass(&mut session, options, tuning, on_new, on_event)?;
     session.logout();
     Ok(report)
 }
@@ -365,12 +385,20 @@ pub fn watch(
     on_new: &mut dyn FnMut(&NewMessage),
     keep_going: &dyn Fn() -> bool,
 ) -> Result<Report> {
-    watch_with_events(options, folder, on_new, &mut |_| {}, keep_going)
+    watch_tuned(
+        options,
+        &Tuning::default(),
+        folder,
+        on_new,
+        &mut |_| {},
+        keep_going,
+    )
 }
 
-/// [`watch`], reporting progress to `on_event`.
-pub fn watch_with_events(
+/// [`watch`] with [`Tuning`], reporting progress to `on_event`.
+pub fn watch_tuned(
     options: &Options,
+    tuning: &Tuning,
     folder: &str,
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
@@ -383,6 +411,7 @@ pub fn watch_with_events(
         let mut connected = false;
         match watch_session(
             options,
+            tuning,
             folder,
             on_new,
             on_event,
@@ -416,8 +445,10 @@ pub fn watch_with_events(
 /// after 30 minutes; RFC 2177 asks clients to renew before 29).
 const IDLE_RENEW: Duration = Duration::from_secs(28 * 60);
 
+#[allow(clippy::too_many_arguments)]
 fn watch_session(
     options: &Options,
+    tuning: &Tuning,
     folder: &str,
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
@@ -425,8 +456,8 @@ fn watch_session(
     report: &mut Report,
     connected: &mut bool,
 ) -> Result<()> {
-    let mut session = connect(options)?;
-    let first = pass(&mut session, options, on_new, on_event)?;
+    let mut session = connect(options, tuning)?;
+    let first = pass(&mut session, options, tuning, on_new, on_event)?;
     *connected = true;
     for f in &first.folders {
         report.merge(f);
@@ -449,7 +480,15 @@ fn watch_session(
         mailbox.delimiter,
     );
     loop {
-        let done = folder::sync_folder(&mut session, options, &mailbox, &local, on_new, on_event)?;
+        let done = folder::sync_folder(
+            &mut session,
+            options,
+            tuning,
+            &mailbox,
+            &local,
+            on_new,
+            on_event,
+        )?;
         report.merge(&done);
         match session.idle(Duration::from_secs(1), IDLE_RENEW, keep_going)? {
             imap::IdleEnd::Changed | imap::IdleEnd::Expired => {}
@@ -461,7 +500,7 @@ fn watch_session(
     }
 }
 
-fn connect(options: &Options) -> Result<Session> {
+fn connect(options: &Options, tuning: &Tuning) -> Result<Session> {
     let config = crate::tls::client_config(&options.tls)?;
     let mut session = Session::connect(
         &options.url,
@@ -470,6 +509,7 @@ fn connect(options: &Options) -> Result<Session> {
         options.timeout,
         options.tls.insecure,
     )?;
+    session.disable_capabilities(&tuning.disable_extensions);
     session.enable(&["QRESYNC"])?;
     Ok(session)
 }
@@ -546,6 +586,7 @@ fn chosen_folders(
 fn pass(
     session: &mut Session,
     options: &Options,
+    tuning: &Tuning,
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report> {
@@ -571,7 +612,7 @@ fn pass(
             )),
             None => {
                 taken.insert(local.clone(), mailbox.name.clone());
-                folder::sync_folder(session, options, mailbox, &local, on_new, on_event)
+                folder::sync_folder(session, options, tuning, mailbox, &local, on_new, on_event)
             }
         };
         let done = match outcome {
@@ -618,6 +659,9 @@ mod tests {
         );
         assert_eq!(p("Lists/v1.2", Some('/')), Path::new("/m/.Lists.v1%2E2"));
         assert_eq!(p("INBOX/Sub", Some('/')), Path::new("/m/.INBOX.Sub"));
+        assert_eq!(p("notmuch", Some('.')), Path::new("/m/.%6Eotmuch"));
+        assert_eq!(p("mailbot", Some('.')), Path::new("/m/.%6Dailbot"));
+        assert_eq!(p("mailbot.x", Some('.')), Path::new("/m/.mailbot.x"));
     }
 
     #[test]

@@ -13,18 +13,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::local::{self, BodySink, HashSink, LocalFolder, LocalMessage};
-use super::names::{FlagBits, Unique, bits_from_imap, imap_flags, letters, merge, with_synced};
+use super::local::{self, HashSink, LocalFolder, LocalMessage};
+use super::names::{
+    DELETED_HERE, FLAG_MASK, FlagBits, Unique, bits_from_imap, imap_flags, merge, with_synced,
+};
 use super::state::{self, FolderState, PendingAppend};
-use super::{Event, FolderReport, Layout, NewMessage, Options};
+use super::{Event, FolderReport, Layout, NewMessage, Options, Tuning};
 use crate::error::{Error, Result};
 use crate::imap::{Fetch, InMemory, Mailbox, SelectMode, Selected, Session, UidSet, Value};
 
-/// Messages fetched between two state checkpoints.
-const CHECKPOINT_EVERY: usize = 500;
-
-/// Longest sequence set per command (servers limit line length).
-const SET_CHUNK: usize = 4000;
+use super::fetch::{self, Placer, SET_CHUNK};
 
 /// Syncs one server folder into `local` and returns what it did. Errors
 /// that break the session are returned; the caller turns the others
@@ -32,6 +30,7 @@ const SET_CHUNK: usize = 4000;
 pub(super) fn sync_folder(
     session: &mut Session,
     options: &Options,
+    tuning: &Tuning,
     mailbox: &Mailbox,
     local: &Path,
     on_new: &mut dyn FnMut(&NewMessage),
@@ -87,6 +86,7 @@ pub(super) fn sync_folder(
     let mut job = Job {
         session,
         options,
+        tuning,
         mailbox,
         root: local.to_path_buf(),
         state_path,
@@ -112,9 +112,23 @@ pub(super) fn sync_folder(
                 .uidnext
                 .is_none_or(|next| st.uidnext <= next && job.files.by_uid.keys().all(|u| *u < next))
     });
+    // A folder emptied by hand (or removed) while the state lists
+    // messages is taken for a wish to fetch again, never for deletions
+    // to carry to the server.
+    let emptied = job.files.all().next().is_none()
+        && trusted
+            .as_ref()
+            .is_some_and(|st| st.messages.values().any(|b| b & DELETED_HERE == 0));
+    if emptied {
+        tracing::warn!(
+            "{}: the local folder is empty; fetching every message again",
+            local.display()
+        );
+    }
+    let trusted = trusted.filter(|_| !emptied);
     match (trusted, &loaded) {
         (Some(st), _) => job.incremental(st, &sel, used_qresync)?,
-        (None, Some(old)) => {
+        (None, Some(old)) if !emptied => {
             if old.uidvalidity != sel.uidvalidity {
                 tracing::info!(
                     "{}: UIDVALIDITY changed ({} → {}); matching local files to the new UIDs",
@@ -130,7 +144,7 @@ pub(super) fn sync_folder(
             }
             job.rematch(&sel)?
         }
-        (None, None) => job.rematch(&sel)?,
+        (None, _) => job.rematch(&sel)?,
     }
     if options.direction.pushes() {
         job.push(&sel)?;
@@ -145,6 +159,7 @@ pub(super) fn sync_folder(
 struct Job<'a> {
     session: &'a mut Session,
     options: &'a Options,
+    tuning: &'a Tuning,
     mailbox: &'a Mailbox,
     root: PathBuf,
     state_path: PathBuf,
@@ -163,6 +178,23 @@ struct Job<'a> {
     problems: Vec<String>,
     on_new: &'a mut dyn FnMut(&NewMessage),
     on_event: &'a mut dyn FnMut(Event<'_>),
+}
+
+/// Which UIDs the server still has: all but those it said vanished
+/// (QRESYNC), or exactly those listed.
+#[derive(Debug)]
+enum Presence {
+    Vanished(UidSet),
+    Present(UidSet),
+}
+
+impl Presence {
+    fn is_gone(&self, uid: u32) -> bool {
+        match self {
+            Presence::Vanished(v) => v.contains(uid),
+            Presence::Present(p) => !p.contains(uid),
+        }
+    }
 }
 
 /// What the server holds of one message, for matching.
@@ -184,27 +216,7 @@ impl Job<'_> {
         self.checkpoint_uidnext = st.uidnext;
         self.checkpoint_modseq = st.highestmodseq;
         self.st = st;
-        let (changed, vanished) = self.server_changes(sel, used_qresync)?;
-
-        // Expunged on the server: forget them; remove the local copy only
-        // when asked to.
-        let gone: Vec<u32> = self
-            .st
-            .messages
-            .keys()
-            .copied()
-            .filter(|u| vanished.contains(*u))
-            .collect();
-        for uid in gone {
-            self.st.messages.remove(&uid);
-            if self.options.expunge.to_local()
-                && let Some(msg) = self.files.by_uid.remove(&uid)
-            {
-                fs::remove_file(&msg.path).map_err(|e| Error::writing(&msg.path, e))?;
-                self.dirty = true;
-                self.report.removed_local += 1;
-            }
-        }
+        let (changed, presence) = self.server_changes(sel, used_qresync)?;
 
         // Files a killed run wrote after its last checkpoint: the names
         // say what they are; a file shorter than its S= is torn.
@@ -233,6 +245,26 @@ impl Job<'_> {
             }
         }
 
+        // Expunged on the server: forget them; remove the local copy only
+        // when asked to.
+        let gone: Vec<u32> = self
+            .st
+            .messages
+            .keys()
+            .copied()
+            .filter(|u| presence.is_gone(*u))
+            .collect();
+        for uid in gone {
+            self.st.messages.remove(&uid);
+            if self.options.expunge.to_local()
+                && let Some(msg) = self.files.by_uid.remove(&uid)
+            {
+                fs::remove_file(&msg.path).map_err(|e| Error::writing(&msg.path, e))?;
+                self.dirty = true;
+                self.report.removed_local += 1;
+            }
+        }
+
         self.resolve_appends(sel)?;
         self.merge_flags(sel, &changed)?;
 
@@ -243,13 +275,13 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// UID → server flags for messages that changed, and the UIDs that
-    /// vanished, since the state was written.
+    /// UID → server flags for messages that changed since the state was
+    /// written, and which UIDs the server still has.
     fn server_changes(
         &mut self,
         sel: &Selected,
         used_qresync: bool,
-    ) -> Result<(HashMap<u32, FlagBits>, UidSet)> {
+    ) -> Result<(HashMap<u32, FlagBits>, Presence)> {
         let mut changed = HashMap::new();
         let st = &self.st;
         if used_qresync && sel.highestmodseq.is_some() {
@@ -258,19 +290,17 @@ impl Job<'_> {
                     changed.insert(uid, bits_from_imap(flags));
                 }
             }
-            return Ok((changed, sel.vanished.clone()));
+            return Ok((changed, Presence::Vanished(sel.vanished.clone())));
+        }
+        if sel.exists == 0 {
+            return Ok((changed, Presence::Present(UidSet::default())));
         }
         let unchanged = sel.highestmodseq.is_some()
             && sel.highestmodseq == Some(st.highestmodseq)
             && sel.uidnext == Some(st.uidnext)
             && sel.exists as usize == st.messages.len();
-        if unchanged || sel.exists == 0 {
-            let vanished = if sel.exists == 0 {
-                st.messages.keys().copied().collect()
-            } else {
-                UidSet::default()
-            };
-            return Ok((changed, vanished));
+        if unchanged {
+            return Ok((changed, Presence::Vanished(UidSet::default())));
         }
         let modifier = match sel.highestmodseq {
             Some(_) if st.highestmodseq > 0 => Some(format!("CHANGEDSINCE {}", st.highestmodseq)),
@@ -293,14 +323,7 @@ impl Job<'_> {
         } else {
             changed.keys().copied().collect()
         };
-        let vanished = self
-            .st
-            .messages
-            .keys()
-            .copied()
-            .filter(|u| !present.contains(*u))
-            .collect();
-        Ok((changed, vanished))
+        Ok((changed, Presence::Present(present)))
     }
 
     /// Three-way flag merge for every message in the state; deletions
@@ -311,11 +334,19 @@ impl Job<'_> {
         let mut remove: BTreeMap<FlagBits, UidSet> = BTreeMap::new();
         let mut deleted_here = UidSet::default();
         let uids: Vec<(u32, FlagBits)> = self.st.messages.iter().map(|(u, b)| (*u, *b)).collect();
-        for (uid, base) in uids {
+        for (uid, stored) in uids {
+            let base = stored & FLAG_MASK;
             let server = changed.get(&uid).copied().unwrap_or(base);
             let Some(msg) = self.files.by_uid.get(&uid) else {
+                // Deleted here: carried to the server when this run says
+                // so, else remembered as a deletion on this side only.
+                if stored & DELETED_HERE != 0 {
+                    continue;
+                }
                 if self.options.expunge.to_server() {
                     deleted_here.insert(uid);
+                } else {
+                    self.st.messages.insert(uid, server | DELETED_HERE);
                 }
                 continue;
             };
@@ -432,13 +463,10 @@ impl Job<'_> {
             count: set.len(),
         });
         let object = self.session.object().to_string();
-        // What is still to come; its lowest UID bounds what a checkpoint
-        // may claim.
-        let mut pending = set.clone();
-        let mut since_checkpoint = 0usize;
-        let mut sink = BodySink::new(&self.root);
         let Job {
             session,
+            options,
+            tuning,
             mailbox,
             root,
             state_path,
@@ -453,89 +481,26 @@ impl Job<'_> {
             on_event,
             ..
         } = self;
-        let mut failure = None;
-        for chunk in set.to_chunks(SET_CHUNK) {
-            let result = session.uid_fetch(
-                &chunk,
-                "(UID FLAGS RFC822.SIZE BODY.PEEK[])",
-                None,
-                &mut sink,
-                &mut |sink: &mut BodySink, f: Fetch| {
-                    let uid = match f.uid {
-                        Some(uid) if pending.contains(uid) => uid,
-                        _ => {
-                            if let Some(s) = sink.staged.take() {
-                                s.discard();
-                            }
-                            return Ok(());
-                        }
-                    };
-                    match &f.body {
-                        Some(Value::String(bytes)) => sink.stage_bytes(bytes)?,
-                        Some(Value::Stored(_)) => {}
-                        Some(_) => {
-                            problems.push(format!("{object}: UID {uid}: the server sent no body"));
-                            return Ok(());
-                        }
-                        // A flag update from elsewhere, not our answer.
-                        None => return Ok(()),
-                    }
-                    let Some(staged) = sink.staged.take() else {
-                        return Ok(());
-                    };
-                    let bits = bits_from_imap(f.flags.as_deref().unwrap_or(&[]));
-                    let size = staged.size;
-                    let path = staged.place(root, uid, &letters(bits))?;
-                    *dirty = true;
-                    st.messages.insert(uid, bits);
-                    let name = path.file_name().unwrap_or_default().to_string_lossy();
-                    let (unique, separator, flags) = crate::maildir::parse_name(&name);
-                    files.by_uid.insert(
-                        uid,
-                        LocalMessage {
-                            in_cur: bits != 0,
-                            separator,
-                            unique: Unique::parse(&unique),
-                            flags,
-                            path: path.clone(),
-                        },
-                    );
-                    pending = without(&pending, uid);
-                    report.fetched += 1;
-                    on_new(&NewMessage {
-                        folder: mailbox.name.clone(),
-                        path,
-                        uid,
-                    });
-                    on_event(Event::Fetched { bytes: size });
-                    since_checkpoint += 1;
-                    if since_checkpoint >= CHECKPOINT_EVERY {
-                        since_checkpoint = 0;
-                        let lowest = pending.ranges().first().map(|r| r.0);
-                        let uidnext = match lowest {
-                            Some(l) => (*checkpoint_uidnext).min(l),
-                            None => *checkpoint_uidnext,
-                        };
-                        checkpoint(root, state_path, st, uidnext, *checkpoint_modseq)?;
-                        *dirty = false;
-                    }
-                    Ok(())
-                },
-            );
-            if let Some(s) = sink.staged.take() {
-                s.discard();
-            }
-            if let Err(e) = result {
-                if crate::imap::breaks_session(&e) {
-                    return Err(e);
-                }
-                failure = Some(e);
-                break;
-            }
-        }
-        if let Some(e) = failure {
-            self.problems.push(crate::error::chain(&e));
-        }
+        let mut placer = Placer {
+            root,
+            state_path,
+            folder: &mailbox.name,
+            object,
+            st,
+            files,
+            report,
+            checkpoint_uidnext: *checkpoint_uidnext,
+            checkpoint_modseq: *checkpoint_modseq,
+            dirty,
+            problems,
+            on_new: &mut **on_new,
+            on_event: &mut **on_event,
+            pending: set.clone(),
+            no_body: UidSet::default(),
+            since_checkpoint: 0,
+        };
+        fetch::fetch(session, options, tuning, &mailbox.raw, set, &mut placer)?;
+        let pending = placer.pending;
         if let Some(&(lowest, _)) = pending.ranges().first() {
             // Not all arrived (a refusal, a message with no body): the
             // next run asks again from here.
@@ -563,6 +528,9 @@ impl Job<'_> {
     /// messages, rename the matched ones to their UIDs, mark the rest
     /// that came from the server `U=0`, and fetch what has no local copy.
     fn rematch(&mut self, sel: &Selected) -> Result<()> {
+        if self.files.all().next().is_none() {
+            return self.first_sync(sel);
+        }
         let mut server: Vec<ServerMessage> = Vec::new();
         if sel.exists > 0 {
             self.session.uid_fetch(
@@ -587,14 +555,27 @@ impl Job<'_> {
                 },
             )?;
         }
-        let locals: Vec<LocalMessage> = self.files.all().cloned().collect();
-        let mut keys: Vec<(Option<String>, u64)> = Vec::with_capacity(locals.len());
-        for m in &locals {
-            let header = local::read_header(&m.path).map_err(|e| Error::reading(&m.path, e))?;
+        let mut locals: Vec<LocalMessage> = Vec::new();
+        let mut keys: Vec<(Option<String>, u64)> = Vec::new();
+        for m in self.files.all() {
             let size = fs::metadata(&m.path)
                 .map_err(|e| Error::reading(&m.path, e))?
                 .len();
+            // One of ours, shorter or longer than its name says: a write
+            // torn by a crash of the machine. The server has it whole.
+            if m.unique.uid.is_some() && m.unique.size.is_some_and(|s| s != size) {
+                tracing::warn!(
+                    "{}: {size} bytes where the name says {}; fetching it again",
+                    m.path.display(),
+                    m.unique.size.unwrap_or(0)
+                );
+                fs::remove_file(&m.path).map_err(|e| Error::writing(&m.path, e))?;
+                self.dirty = true;
+                continue;
+            }
+            let header = local::read_header(&m.path).map_err(|e| Error::reading(&m.path, e))?;
             keys.push((local::message_id(&header), size));
+            locals.push(m.clone());
         }
         let mut matcher = Matcher::new(&server);
         // First by the bytes as they are, then (for files with bare LFs,
@@ -618,6 +599,41 @@ impl Job<'_> {
             let found = matcher.assign(self.session, &subset, &subkeys, true)?;
             for (j, i) in second.iter().enumerate() {
                 matched[*i] = found[j];
+            }
+        }
+        // Last, the same Message-ID with sizes that disagree (a server whose
+        // RFC822.SIZE is not the length of its BODY[]): compare contents.
+        let leftovers: Vec<usize> = (0..locals.len())
+            .filter(|i| matched[*i].is_none() && keys[*i].0.is_some())
+            .collect();
+        let ids: BTreeSet<&String> = leftovers
+            .iter()
+            .filter_map(|i| keys[*i].0.as_ref())
+            .collect();
+        let candidates: Vec<&ServerMessage> = server
+            .iter()
+            .filter(|s| !matcher.taken.contains(&s.uid))
+            .filter(|s| s.id.as_ref().is_some_and(|id| ids.contains(id)))
+            .collect();
+        if !candidates.is_empty() {
+            let hashes = self.server_hashes(candidates.iter().map(|s| s.uid))?;
+            for i in leftovers {
+                let path = &locals[i].path;
+                let raw = local::hash_file(path, false)
+                    .map_err(|e| Error::reading(path, e))?
+                    .1;
+                let crlf = local::hash_file(path, true)
+                    .map_err(|e| Error::reading(path, e))?
+                    .1;
+                let hit = candidates.iter().find(|s| {
+                    s.id == keys[i].0
+                        && !matcher.taken.contains(&s.uid)
+                        && hashes.get(&s.uid).is_some_and(|h| *h == raw || *h == crlf)
+                });
+                if let Some(s) = hit {
+                    matcher.taken.insert(s.uid);
+                    matched[i] = Some(s.uid);
+                }
             }
         }
 
@@ -702,6 +718,32 @@ impl Job<'_> {
             // Until fetched, the next run must still see them.
             self.checkpoint_uidnext = self.checkpoint_uidnext.min(first.0);
         }
+        if self.options.direction.pulls() {
+            self.fetch(&to_fetch, sel)?;
+        }
+        Ok(())
+    }
+
+    /// Nothing here yet: nothing to match, every message to fetch.
+    fn first_sync(&mut self, sel: &Selected) -> Result<()> {
+        self.st = FolderState {
+            folder: self.mailbox.name.clone(),
+            local: self.st_local(),
+            uidvalidity: sel.uidvalidity,
+            highestmodseq: sel.highestmodseq.unwrap_or(0),
+            uidnext: sel.uidnext.unwrap_or(0),
+            ..FolderState::default()
+        };
+        let to_fetch = if sel.exists == 0 {
+            UidSet::default()
+        } else {
+            self.missing_since(1, sel)?
+        };
+        self.checkpoint_uidnext = match to_fetch.ranges().first() {
+            Some(&(lo, _)) => lo,
+            None => self.st.uidnext,
+        };
+        self.checkpoint_modseq = self.st.highestmodseq;
         if self.options.direction.pulls() {
             self.fetch(&to_fetch, sel)?;
         }
@@ -852,7 +894,9 @@ impl Job<'_> {
                 .session
                 .append_from(&self.mailbox.raw, &flags, &mut reader, a.size)
             {
-                Ok(Some((validity, uid))) if validity == sel.uidvalidity => {
+                Ok(Some((validity, uid)))
+                    if validity == sel.uidvalidity && self.session.has_capability("UIDPLUS") =>
+                {
                     let now = self.give_uid(&m, uid)?;
                     self.st.messages.insert(uid, now.bits());
                     self.files.without_uid.retain(|x| x.path != m.path);
@@ -911,31 +955,18 @@ impl Job<'_> {
 /// Flushes everything written under `root` to disk, then saves `st`
 /// claiming no more than is safe: every UID below `uidnext` looked at,
 /// and changes since `modseq` still to be read again.
-fn checkpoint(root: &Path, path: &Path, st: &FolderState, uidnext: u32, modseq: u64) -> Result<()> {
+pub(super) fn checkpoint(
+    root: &Path,
+    path: &Path,
+    st: &FolderState,
+    uidnext: u32,
+    modseq: u64,
+) -> Result<()> {
     local::flush_to_disk(root)?;
     let mut snapshot = st.clone();
     snapshot.uidnext = uidnext;
     snapshot.highestmodseq = modseq;
     state::save(path, &snapshot)
-}
-
-/// `set` without `uid`.
-fn without(set: &UidSet, uid: u32) -> UidSet {
-    // Fetches come in ascending order: usually the first UID goes.
-    let mut out = UidSet::default();
-    for &(lo, hi) in set.ranges() {
-        if uid < lo || uid > hi {
-            out.insert_range(lo, hi);
-        } else {
-            if uid > lo {
-                out.insert_range(lo, uid - 1);
-            }
-            if uid < hi {
-                out.insert_range(uid + 1, hi);
-            }
-        }
-    }
-    out
 }
 
 /// Pairs local files with server messages by (Message-ID, size), then
@@ -1033,25 +1064,5 @@ impl Matcher {
             }
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn removing_a_uid_splits_its_range() {
-        let set = UidSet::parse("1:5,9").unwrap();
-        assert_eq!(without(&set, 1).to_string(), "2:5,9");
-        assert_eq!(without(&set, 3).to_string(), "1:2,4:5,9");
-        assert_eq!(without(&set, 9).to_string(), "1:5");
-        assert_eq!(without(&set, 7).to_string(), "1:5,9");
-    }
-
-    #[test]
-    fn synced_flag_letters() {
-        use crate::sync::names;
-        assert_eq!(names::letters(names::bits_from_letters("TSRFD")), "DFRST");
     }
 }

@@ -27,6 +27,14 @@ pub const SYNCED: [(char, &str); 5] = [
 /// A set of the synced flags as bits (one per entry of [`SYNCED`]).
 pub type FlagBits = u8;
 
+/// The flag bits proper (one per entry of [`SYNCED`]).
+pub const FLAG_MASK: FlagBits = 0x1f;
+
+/// In the state only: the local copy was deleted and that deletion was
+/// not carried to the server (no `--expunge to-server` then), so the
+/// message stays there and is not fetched again.
+pub const DELETED_HERE: FlagBits = 0x80;
+
 /// The synced flags among maildir letters.
 pub fn bits_from_letters(letters: &str) -> FlagBits {
     let mut bits = 0;

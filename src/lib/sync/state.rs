@@ -23,7 +23,8 @@
 //! append 57 2048 <sha256 hex> "1700000000.M1P2Q3.host"
 //! m 1 S
 //! m 2 -
-//! end 2
+//! m 3 Sx
+//! end 3
 //! ```
 
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::names::{FlagBits, bits_from_letters, letters};
+use super::names::{DELETED_HERE, FLAG_MASK, FlagBits, bits_from_letters, letters};
 use crate::error::{Error, ErrorKind, Result};
 
 const MAGIC: &str = "mailbot-sync-state 1";
@@ -92,7 +93,10 @@ impl FolderState {
             ));
         }
         for (uid, bits) in &self.messages {
-            let l = letters(*bits);
+            let mut l = letters(*bits & FLAG_MASK);
+            if bits & DELETED_HERE != 0 {
+                l.push('x');
+            }
             out.push_str(&format!(
                 "m {uid} {}\n",
                 if l.is_empty() { "-" } else { l.as_str() }
@@ -162,8 +166,9 @@ impl FolderState {
                     }
                     let bits = if flags == "-" {
                         0
-                    } else if flags.bytes().all(|b| b"DFRST".contains(&b)) {
+                    } else if flags.bytes().all(|b| b"DFRSTx".contains(&b)) {
                         bits_from_letters(flags)
+                            | if flags.contains('x') { DELETED_HERE } else { 0 }
                     } else {
                         return None;
                     };
@@ -275,6 +280,8 @@ mod tests {
         st.messages.insert(1, bits_from_letters("S"));
         st.messages.insert(2, 0);
         st.messages.insert(40, bits_from_letters("DFRST"));
+        st.messages
+            .insert(41, bits_from_letters("S") | DELETED_HERE);
         st.appends.push(PendingAppend {
             uidnext: 57,
             size: 2048,
@@ -311,7 +318,7 @@ mod tests {
         let corruptions = [
             text.replace("m 2 -", "m 2 Q"),
             text.replace("m 2 -", "m 0 -"),
-            text.replace("end 3", "end 2"),
+            text.replace("end 4", "end 3"),
             text.replace("uidnext 57", "uidnext x"),
             text.replace("uidvalidity 1795467232\n", ""),
             text.clone() + "m 9 S\n",
