@@ -754,3 +754,123 @@ fn a_large_message_streams_to_disk_without_growing_memory() {
     assert!(peak_kb < 32 * 1024, "peak {peak_kb} kB for a 48 MB message");
     server.logout();
 }
+
+/// Runs notmuch's own CLI on the database in `maildir`.
+fn notmuch(home: &Path, maildir: &Path, args: &[&str]) -> String {
+    let config = home.join("notmuch-config");
+    fs::write(&config, format!("[database]\npath={}\n", maildir.display())).unwrap();
+    let out = std::process::Command::new("notmuch")
+        .args(args)
+        .env("NOTMUCH_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "notmuch {args:?}: {}", describe(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sync_with_index_then_mail_index_and_notmuch_agree() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let folder = unique("sync-index");
+    let mut server = Server::login(&rig);
+    server.create(&folder);
+    let corpus = corpus_messages();
+    let mut messages: Vec<Vec<u8>> = corpus.iter().step_by(7).cloned().collect();
+    messages.push(
+        fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dissect/pdf-invoice.eml"))
+            .unwrap(),
+    );
+    drop_into_server(&rig, &folder, &messages);
+
+    let mut cmd = sync(&rig, home.path(), &maildir);
+    cmd.args(["--folder", &folder, "--index"]);
+    let printed = run_ok(&mut cmd);
+    assert_eq!(printed.len(), messages.len());
+
+    let index = std::process::Command::new(env!("CARGO_BIN_EXE_mail-index"))
+        .arg("--maildir")
+        .arg(&maildir)
+        .args(["search", "--output", "files", "attachment:pdf"])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&index), 0, "{}", describe(&index));
+    let ours: BTreeSet<String> = String::from_utf8(index.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let theirs: BTreeSet<String> = notmuch(
+        home.path(),
+        &maildir,
+        &["search", "--output=files", "attachment:pdf"],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    assert!(!ours.is_empty(), "the invoice has a PDF");
+    assert_eq!(ours, theirs);
+    // Every fetched file is in the index, tagged new, except what
+    // libnotmuch does not take for mail (notmuch new skips it too).
+    let listed = |query: &str| -> BTreeSet<String> {
+        notmuch(home.path(), &maildir, &["search", "--output=files", query])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let printed: BTreeSet<String> = printed.iter().map(|p| p.display().to_string()).collect();
+    let indexed = listed("tag:new");
+    assert!(indexed.is_subset(&printed));
+    let skipped: Vec<&String> = printed.difference(&indexed).collect();
+    assert!(skipped.len() <= 5, "{skipped:?}");
+    // notmuch new on a copy of the folder takes exactly the same files.
+    let copy = home.path().join("Copy");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(maildir.join(&folder))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = home.path().join("copy-config");
+    fs::write(
+        &config,
+        format!("[database]\npath={}\n[new]\ntags=new\n", copy.display()),
+    )
+    .unwrap();
+    let run_notmuch = |args: &[&str]| {
+        let out = std::process::Command::new("notmuch")
+            .args(args)
+            .env("NOTMUCH_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run_notmuch(&["new", "--quiet"]);
+    let names = |set: &BTreeSet<String>, root: &Path| -> BTreeSet<String> {
+        set.iter()
+            .map(|p| {
+                Path::new(p)
+                    .strip_prefix(root)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect()
+    };
+    let by_notmuch: BTreeSet<String> = run_notmuch(&["search", "--output=files", "*"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        names(&by_notmuch, &copy),
+        names(&indexed, &maildir.join(&folder))
+    );
+    // Nothing new: nothing fetched or indexed twice.
+    assert!(run_ok(&mut cmd).is_empty());
+    assert_eq!(listed("*"), indexed);
+    server.logout();
+}

@@ -130,6 +130,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     args.log.init();
+    mailbot::index::install_panic_filter();
     match &args.command {
         Cmd::Probe {
             test,
@@ -473,13 +474,20 @@ fn watch_account(
     pass(false)?;
     match &account.sync {
         Some(sync_options) => loop {
+            // New mail is handled once its folder's fetch is done, as a
+            // batch, not one pass per message.
             let mut failure: Option<anyhow::Error> = None;
-            let outcome = sync::watch(
+            let arrived = std::cell::Cell::new(false);
+            let outcome = sync::watch_tuned(
                 sync_options,
+                &sync::Tuning::default(),
                 "INBOX",
-                &mut |_| {
-                    if let Err(e) = pass(true) {
-                        failure = Some(e);
+                &mut |_| arrived.set(true),
+                &mut |event| {
+                    if matches!(event, sync::Event::FolderDone(_)) && arrived.replace(false) {
+                        if let Err(e) = pass(true) {
+                            failure = Some(e);
+                        }
                     }
                 },
                 &|| true,

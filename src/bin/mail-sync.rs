@@ -4,8 +4,9 @@
 //! the paths of new local messages on stdout as they arrive, one JSON
 //! object per folder with `--json`.
 
+use std::cell::RefCell;
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,10 +14,11 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use mailbot::cli::{self, AccountArgs, LogArgs, PathOutput, ProcessEnv, ResolvedAccount};
-use mailbot::config::{self, Account};
+use mailbot::config::Account;
 use mailbot::error::{Error, ErrorKind};
 use mailbot::exit::Exit;
 use mailbot::imap::ImapUrl;
+use mailbot::index::{Index, IndexOptions};
 use mailbot::smtp::Auth;
 use mailbot::sync::{
     self, Direction, Event, Expunge, FolderReport, Layout, NewMessage, Options, Tuning,
@@ -119,6 +121,19 @@ struct Args {
         env = "MAILBOT_SYNC_IDLE_FOLDER"
     )]
     idle_folder: String,
+    /// Add what was fetched to the notmuch database in the maildir
+    /// (DIR/.notmuch, created when missing), as `mail-index add` does,
+    /// after each folder.
+    #[arg(long, env = "MAILBOT_SYNC_INDEX")]
+    index: bool,
+    /// Tags for newly indexed messages (with --index); repeatable.
+    #[arg(
+        long = "tag",
+        value_name = "TAG",
+        default_value = "new",
+        requires = "index"
+    )]
+    tags: Vec<String>,
     /// NUL instead of newline after each path.
     #[arg(short = '0', long = "null")]
     null: bool,
@@ -168,6 +183,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     args.log.init();
+    mailbot::index::install_panic_filter();
     cli::finish(PROGRAM, run(&args))
 }
 
@@ -177,6 +193,7 @@ struct Plan {
     options: Options,
     tuning: Tuning,
     watch: Option<String>,
+    index: Option<IndexOptions>,
     null: bool,
     json: bool,
     verbose: bool,
@@ -260,8 +277,13 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         tuning: Tuning {
             disable_extensions: args.disable_extensions.clone(),
             connections: usize::from(args.connections),
+            poll_every: None,
         },
         watch: args.watch.then(|| args.idle_folder.clone()),
+        index: args.index.then(|| IndexOptions {
+            new_tags: args.tags.clone(),
+            ..IndexOptions::default()
+        }),
         null: args.null,
         json: args.json,
         verbose: args.log.verbose > 0,
@@ -275,44 +297,33 @@ fn auth_user(auth: &Auth) -> &str {
     }
 }
 
-/// XOAUTH2 when a token command is set, else the password.
+/// XOAUTH2 when a token command is set, else the password; a login
+/// name is required.
 fn credentials(account: &ResolvedAccount, url: &ImapUrl) -> anyhow::Result<Auth> {
     let object = url.display();
-    let Some(user) = url.user.clone().or_else(|| account.account.user.clone()) else {
-        return Err(Error::new(
-            ErrorKind::Config,
-            object,
-            "no login name: put it in the URL (imaps://USER@HOST) or give --user",
-        )
-        .into());
-    };
-    if let Some(cmd) = &account.account.oauth2_token_command {
-        return Ok(Auth::OAuth2 {
-            user,
-            token: config::secret_from_command(cmd, "--oauth2-token-command")?,
-        });
-    }
-    let password = account.password()?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::Config,
-            object,
-            format!(
-                "no password for {user:?}: give --password-command, MAILBOT_PASSWORD or the account's password_command"
-            ),
-        )
-    })?;
-    Ok(Auth::Password { user, password })
+    account
+        .credentials(url.user.as_deref(), &object)?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                object,
+                "no login name: put it in the URL (imaps://USER@HOST) or give --user",
+            )
+            .into()
+        })
 }
 
 fn run(args: &Args) -> anyhow::Result<Exit> {
     let plan = plan(args)?;
     let mut out = PathOutput::stdout(plan.null);
-    // Every path written this run, in order: what `--index` hands to the
-    // index once the pass is over.
-    let mut new_paths: Vec<PathBuf> = Vec::new();
+    // The paths written since the last folder finished: what `--index`
+    // hands to the index when a folder is done.
+    let pending: RefCell<Vec<PathBuf>> = RefCell::new(Vec::new());
     let mut write_error: Option<io::Error> = None;
     let mut on_new = |m: &NewMessage| {
-        new_paths.push(m.path.clone());
+        if plan.index.is_some() {
+            pending.borrow_mut().push(m.path.clone());
+        }
         if plan.json || write_error.is_some() {
             return;
         }
@@ -324,6 +335,8 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
     let mut json_out = PathOutput::stdout(false);
     let mut progress = Progress::new(plan.progress);
     let mut folder_error = false;
+    let mut index_failed = false;
+    let mut index_error: Option<Error> = None;
     let mut on_event = |event: Event<'_>| {
         progress.event(&event);
         if let Event::FolderDone(report) = event {
@@ -333,6 +346,15 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
                 && let Ok(line) = serde_json::to_string(report)
             {
                 let _ = json_out.line(&line).and_then(|()| json_out.flush());
+            }
+            if let Some(options) = &plan.index {
+                let paths = std::mem::take(&mut *pending.borrow_mut());
+                if !paths.is_empty() && index_error.is_none() {
+                    match index_paths(&plan.options.maildir, options, &paths) {
+                        Ok(all) => index_failed |= !all,
+                        Err(e) => index_error = Some(e),
+                    }
+                }
             }
         }
     };
@@ -352,7 +374,35 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
     if let Some(e) = write_error {
         return Err(Error::io(ErrorKind::CannotCreate, "stdout", e).into());
     }
-    Ok(report.exit())
+    if let Some(e) = index_error {
+        // The messages are safe in the maildir; `mail-index new` catches up.
+        return Err(e.into());
+    }
+    let exit = report.exit();
+    Ok(if index_failed {
+        exit.worse(Exit::Partial)
+    } else {
+        exit
+    })
+}
+
+/// Indexes `paths`; files that fail are named on stderr and make the
+/// result false. A failure of the database itself is an error.
+fn index_paths(maildir: &Path, options: &IndexOptions, paths: &[PathBuf]) -> Result<bool, Error> {
+    let mut index = Index::open(maildir, options.clone())?;
+    let report = index.add(paths)?;
+    index.close()?;
+    let mut all = true;
+    for (path, e) in &report.failed {
+        // As notmuch new: a file with no header fields is skipped with a note.
+        if mailbot::index::is_not_mail(e) {
+            tracing::info!("{}: not indexed: {e}", path.display());
+            continue;
+        }
+        eprintln!("{PROGRAM}: {}: not indexed: {e}", path.display());
+        all = false;
+    }
+    Ok(all)
 }
 
 /// Per-folder lines on stderr: errors always, counts with -v.

@@ -105,6 +105,11 @@ impl Error {
         &self.object
     }
 
+    /// What went wrong with the object, without the cause.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The exit status this error means.
     pub fn exit(&self) -> Exit {
         self.kind.exit()

@@ -663,6 +663,12 @@ enum Indexed {
 
 const NOT_MAIL: &str = "not a mail message (libnotmuch found no header fields)";
 
+/// True for the failure [`Index::add`] reports for a file libnotmuch
+/// does not take for mail (`notmuch new` skips such files with a note).
+pub fn is_not_mail(err: &Error) -> bool {
+    err.kind() == ErrorKind::BadInput && err.detail() == NOT_MAIL
+}
+
 enum Removed {
     LastFile,
     OneOfSeveral,

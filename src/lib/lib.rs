@@ -16,6 +16,7 @@ pub mod exit;
 pub mod file_name;
 pub mod imap;
 pub mod index;
+pub mod lockfile;
 pub mod maildir;
 pub mod mime;
 pub mod queue;

@@ -138,23 +138,11 @@ impl Outbox {
     /// send the same message twice. Held until the returned file is
     /// dropped; another holder makes this a `Locked` error (exit 75).
     pub fn lock_for_flush(&self) -> Result<fs::File> {
-        let path = self.maildir.path().join("flush.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::writing(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(fs::TryLockError::WouldBlock) => Err(Error::new(
-                ErrorKind::Locked,
-                self.maildir.path().display().to_string(),
-                "another flush of this outbox is running",
-            )),
-            Err(fs::TryLockError::Error(e)) => Err(Error::writing(&path, e)),
-        }
+        crate::lockfile::try_lock(
+            &self.maildir.path().join("flush.lock"),
+            &self.maildir.path().display().to_string(),
+            "another flush of this outbox is running",
+        )
     }
 
     /// Removes a sent message, then its envelope.

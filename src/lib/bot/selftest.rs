@@ -32,7 +32,7 @@ pub enum Wait {
     /// IMAP IDLE: the server tells us.
     #[default]
     Idle,
-    /// A sync pass every tenth of a second.
+    /// A look at INBOX every 20 ms on one open connection.
     Poll,
 }
 
@@ -343,19 +343,19 @@ impl Watcher {
                     let _ = tx.send(m.path.clone());
                 }
             };
-            match wait {
-                Wait::Poll => {
-                    while keep_going() {
-                        sync::run(&inbox_only, &mut check)?;
-                        if keep_going() {
-                            std::thread::sleep(Duration::from_millis(100));
-                        }
-                    }
-                }
-                Wait::Idle => {
-                    sync::watch(&inbox_only, "INBOX", &mut check, &keep_going)?;
-                }
-            }
+            // Polling keeps one connection and looks every 20 ms.
+            let tuning = sync::Tuning {
+                poll_every: (wait == Wait::Poll).then(|| Duration::from_millis(20)),
+                ..sync::Tuning::default()
+            };
+            sync::watch_tuned(
+                &inbox_only,
+                &tuning,
+                "INBOX",
+                &mut check,
+                &mut |_| {},
+                &keep_going,
+            )?;
             Ok(())
         });
         Watcher {

@@ -83,22 +83,11 @@ pub fn state_dir(maildir: &Path) -> PathBuf {
 pub fn lock(dir: &Path) -> Result<File> {
     fs::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
     let path = dir.join("bot.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::writing(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::new(
-            ErrorKind::Locked,
-            path.display().to_string(),
-            "another mail-bot run holds this maildir",
-        )),
-        Err(fs::TryLockError::Error(e)) => Err(Error::writing(&path, e)),
-    }
+    crate::lockfile::try_lock(
+        &path,
+        &path.display().to_string(),
+        "another mail-bot run holds this maildir",
+    )
 }
 
 /// Takes `DIR/bot.lock`, waiting for another run to let go until
