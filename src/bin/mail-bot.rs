@@ -484,10 +484,11 @@ fn watch_account(
                 "INBOX",
                 &mut |_| arrived.set(true),
                 &mut |event| {
-                    if matches!(event, sync::Event::FolderDone(_)) && arrived.replace(false) {
-                        if let Err(e) = pass(true) {
-                            failure = Some(e);
-                        }
+                    if matches!(event, sync::Event::FolderDone(_))
+                        && arrived.replace(false)
+                        && let Err(e) = pass(true)
+                    {
+                        failure = Some(e);
                     }
                 },
                 &|| true,
