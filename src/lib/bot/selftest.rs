@@ -32,7 +32,7 @@ pub enum Wait {
     /// IMAP IDLE: the server tells us.
     #[default]
     Idle,
-    /// A look at INBOX every 20 ms on one open connection.
+    /// A look at INBOX every 5 ms on one open connection.
     Poll,
 }
 
@@ -343,9 +343,9 @@ impl Watcher {
                     let _ = tx.send(m.path.clone());
                 }
             };
-            // Polling keeps one connection and looks every 20 ms.
+            // Polling keeps one connection and looks every 5 ms.
             let tuning = sync::Tuning {
-                poll_every: (wait == Wait::Poll).then(|| Duration::from_millis(20)),
+                poll_every: (wait == Wait::Poll).then(|| Duration::from_millis(5)),
                 ..sync::Tuning::default()
             };
             sync::watch_tuned(
