@@ -522,3 +522,41 @@ fn watch_acts_on_a_local_delivery_while_it_runs() {
     assert_eq!(fs::read(&found).unwrap(), pdf);
     assert!(stdout(&out).contains("lpr "), "{}", show(&out));
 }
+
+#[test]
+fn a_sync_held_by_a_watcher_is_75_without_a_word_and_local_mail_is_still_handled() {
+    let home = Home::new();
+    // An account whose server nobody answers for: only the lock decides.
+    let config = home.config(&format!(
+        "[account.far]\naddress = \"me@example.org\"\nimap = \"imaps://me@127.0.0.1:1\"\npassword = \"x\"\nmaildir = \"{}\"\n",
+        home.maildir().display()
+    ));
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    home.deliver_pdf("k", "Kept local");
+    let state = home.maildir().join(".mailbot");
+    fs::create_dir_all(&state).unwrap();
+    let held = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "quietly: {}", show(&out));
+    assert!(
+        stdout(&out).starts_with("lpr "),
+        "local mail still handled: {}",
+        show(&out)
+    );
+    drop(held);
+    // Without the lock the unreachable server is worth a line.
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("far: sync: "),
+        "{}",
+        show(&out)
+    );
+}

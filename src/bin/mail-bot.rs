@@ -387,7 +387,11 @@ fn run_once(
 /// Failures on stderr always; the summary with -v; JSON with --json.
 fn tell(args: &Args, report: &RunReport, json: bool) -> anyhow::Result<()> {
     if let Some(e) = &report.sync_error {
-        eprintln!("{PROGRAM}: {}: sync: {e}", report.account);
+        if report.sync_locked {
+            tracing::info!("{}: sync: {e}", report.account);
+        } else {
+            eprintln!("{PROGRAM}: {}: sync: {e}", report.account);
+        }
     }
     for a in &report.acted {
         if let Some(err) = &a.error {

@@ -123,6 +123,11 @@ pub struct RunReport {
     /// Exit code of the sync failure.
     #[serde(skip)]
     pub sync_exit: Option<Exit>,
+    /// True when the sync failed only because another sync (a
+    /// `mail-sync --watch`, a `mail-bot watch`) holds the maildir: not
+    /// worth a line in cron's mail.
+    #[serde(skip)]
+    pub sync_locked: bool,
     /// Files looked at for the first time (or again, for a retry).
     pub examined: usize,
     /// Rules that acted (or failed) on a message.
@@ -295,6 +300,7 @@ pub fn run(
             }
             Err(e) => {
                 report.sync_exit = Some(e.exit());
+                report.sync_locked = e.is_locked();
                 report.sync_error = Some(e.to_string());
             }
         }
