@@ -560,3 +560,43 @@ fn a_sync_held_by_a_watcher_is_75_without_a_word_and_local_mail_is_still_handled
         show(&out)
     );
 }
+
+#[test]
+fn a_rule_command_may_use_notmuch_itself() {
+    let home = Home::new();
+    let nm_config = home.path().join("notmuch-config");
+    fs::write(
+        &nm_config,
+        format!("[database]\npath={}\n", home.maildir().display()),
+    )
+    .unwrap();
+    let config = home.config(&format!(
+        "[[rule]]\nsubject = \"*tag me*\"\nrun = \"env NOTMUCH_CONFIG={} sh -c 'notmuch tag +touched -- tag:new' sh {{}}\"\n",
+        nm_config.display()
+    ));
+    home.deliver_pdf("n", "Please tag me");
+    // A bot that kept the database open for writing would leave notmuch
+    // waiting for the lock for ever: give it a deadline instead.
+    let mut child = Command::new(BOT)
+        .arg("--home")
+        .arg(home.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("mail-bot run and notmuch tag waited on each other");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(home.notmuch(&["count", "tag:touched"]).trim(), "1");
+}

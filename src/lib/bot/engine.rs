@@ -327,7 +327,7 @@ pub fn run(
     }
     let mut worker = Worker {
         account,
-        index: &mut index,
+        open_index: Some(index),
         options,
         out,
     };
@@ -354,7 +354,9 @@ pub fn run(
 
 struct Worker<'a> {
     account: &'a Account,
-    index: &'a mut Index,
+    /// The database, open for writing; closed while a rule's command runs
+    /// (the command may use notmuch itself) and opened again on demand.
+    open_index: Option<Index>,
     options: &'a RunOptions,
     out: &'a mut dyn Write,
 }
@@ -368,6 +370,25 @@ struct Facts {
 }
 
 impl Worker<'_> {
+    fn index(&mut self) -> Result<&mut Index> {
+        if self.open_index.is_none() {
+            self.open_index = Some(Index::open(
+                &self.account.maildir,
+                self.options.index.clone(),
+            )?);
+        }
+        Ok(self.open_index.as_mut().expect("opened above"))
+    }
+
+    /// Closes the database so that other writers (a rule's command
+    /// running `notmuch tag`) are not kept waiting.
+    fn release_index(&mut self) -> Result<()> {
+        match self.open_index.take() {
+            Some(index) => index.close(),
+            None => Ok(()),
+        }
+    }
+
     fn message(&mut self, found: &Found, rules: &[&Rule], state: &mut State) -> Result<Vec<Acted>> {
         let bytes = match fs::read(&found.path) {
             Ok(b) => b,
@@ -456,9 +477,11 @@ impl Worker<'_> {
                             rule: rule.name.clone(),
                         });
                         if let Some(id) = &facts.message_id {
-                            let _ = self
-                                .index
-                                .tag(&id_query(id), &[TagChange::Add("failed".into())]);
+                            let failed = [TagChange::Add("failed".into())];
+                            if let Err(e) = self.index().and_then(|i| i.tag(&id_query(id), &failed))
+                            {
+                                tracing::warn!("{}: not tagged failed: {e}", path.display());
+                            }
                         }
                     }
                 }
@@ -508,11 +531,11 @@ impl Worker<'_> {
         if let Some(q) = &rule.query {
             // notmuch's id for this file: the Message-ID, or the name it
             // made up for a message without one.
-            let Some(id) = self.index.message_id_of_file(&found.path)? else {
+            let Some(id) = self.index()?.message_id_of_file(&found.path)? else {
                 return Ok(false);
             };
             let narrowed = format!("({q}) and {}", id_query(&id));
-            if self.index.count(&narrowed)? == 0 {
+            if self.index()?.count(&narrowed)? == 0 {
                 return Ok(false);
             }
         }
@@ -562,6 +585,7 @@ impl Worker<'_> {
                     }
                 }
                 Action::Run { template } => {
+                    self.release_index()?;
                     self.run_command(rule, template, found, facts, path, &files)?;
                 }
                 Action::Reply { body } => self.reply(facts, body)?,
@@ -574,7 +598,7 @@ impl Worker<'_> {
                             "no Message-ID, so no tags",
                         )
                     })?;
-                    self.index.tag(&id_query(id), changes)?;
+                    self.index()?.tag(&id_query(id), changes)?;
                     // Tags may have renamed the file (flags in step).
                     if !path.exists()
                         && let Some(now) = find_by_unique(path, &found.unique)
@@ -760,8 +784,9 @@ impl Worker<'_> {
         if let Some(dir) = path.parent() {
             maildir::sync_dir(dir)?;
         }
-        self.index.add(std::slice::from_ref(&dest))?;
-        self.index.forget(&[path.to_path_buf()])?;
+        let index = self.index()?;
+        index.add(std::slice::from_ref(&dest))?;
+        index.forget(&[path.to_path_buf()])?;
         Ok(dest)
     }
 }
