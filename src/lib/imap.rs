@@ -22,18 +22,17 @@ mod response;
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::compose::base64_encode;
 use crate::error::{Error, ErrorKind, Result};
 use crate::smtp::Auth;
-use crate::tls;
+use crate::tls::{self, Wire};
 
 pub use response::{
     InMemory, Literals, MAX_MEMORY_LITERAL, Response, Status, Value, breaks_session,
-    read_literal_to_memory, render, wire_error,
+    read_literal_to_memory, render, stream_literal, wire_error,
 };
 
 /// The read buffer under the parser: big enough that a body literal is
@@ -272,7 +271,7 @@ pub enum IdleEnd {
 /// An authenticated IMAP session.
 #[derive(Debug)]
 pub struct Session {
-    wire: BufReader<Link>,
+    wire: BufReader<Wire>,
     object: String,
     tag: u32,
     capabilities: Vec<String>,
@@ -299,9 +298,12 @@ impl Session {
         let object = url.display();
         let tcp = tls::connect_tcp(&url.host, url.port, timeout, &object)?;
         let wire = if url.implicit_tls {
-            Link::tls(tls::handshake(tcp, &url.host, tls_config, &object)?)
+            Wire::tls(
+                tls::handshake(tcp, &url.host, tls_config, &object)?,
+                READ_BUFFER,
+            )
         } else {
-            Link::Plain(tcp)
+            Wire::Plain(tcp)
         };
         let mut session = Session {
             wire: BufReader::with_capacity(READ_BUFFER, wire),
@@ -371,7 +373,7 @@ impl Session {
             session
                 .wire
                 .get_mut()
-                .start_tls(&url.host, tls_config, &object)?;
+                .start_tls(&url.host, tls_config, &object, READ_BUFFER)?;
             // What the server said before TLS cannot be trusted.
             session.capabilities.clear();
         }
@@ -820,20 +822,8 @@ impl Session {
         self.write(head.as_bytes())?;
         if !plus {
             // Wait for the go-ahead; a tagged NO here means no literal.
-            loop {
-                match self.read(&mut InMemory)? {
-                    Response::Continue(_) => break,
-                    Response::Status {
-                        tag: Some(t),
-                        status,
-                        code,
-                        text,
-                    } if t == tag => {
-                        let done = Completion { status, code, text };
-                        return Err(self.refusal("APPEND", raw, &done));
-                    }
-                    other => self.check_bye(&other, false)?,
-                }
+            if let Some(done) = self.await_continuation(&tag)? {
+                return Err(self.refusal("APPEND", raw, &done));
             }
         }
         let mut left = len;
@@ -929,24 +919,12 @@ impl Session {
         self.tag += 1;
         let tag = format!("m{}", self.tag);
         self.write(format!("{tag} IDLE\r\n").as_bytes())?;
-        loop {
-            match self.read(&mut InMemory)? {
-                Response::Continue(_) => break,
-                Response::Status {
-                    tag: Some(t),
-                    status,
-                    code,
-                    text,
-                } if t == tag => {
-                    let done = Completion { status, code, text };
-                    return Err(Error::new(
-                        ErrorKind::Protocol,
-                        &self.object,
-                        format!("IDLE refused ({})", done.describe()),
-                    ));
-                }
-                other => self.check_bye(&other, false)?,
-            }
+        if let Some(done) = self.await_continuation(&tag)? {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                &self.object,
+                format!("IDLE refused ({})", done.describe()),
+            ));
         }
         let started = Instant::now();
         let end = loop {
@@ -1009,10 +987,8 @@ impl Session {
     }
 
     fn set_read_timeout(&mut self, timeout: Duration) -> Result<()> {
-        let tcp = match self.wire.get_ref() {
-            Link::Plain(s) => s,
-            Link::Tls(s) => &s.sock.tcp,
-            Link::Closed => return Ok(()),
+        let Some(tcp) = self.wire.get_ref().tcp() else {
+            return Ok(());
         };
         tcp.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
             .map_err(|e| wire_error(&self.object, e))
@@ -1183,6 +1159,24 @@ impl Session {
         }
     }
 
+    /// Reads until the server's `+` go-ahead for command `tag` (`None`)
+    /// or its tagged completion, which refuses what was asked (`Some`).
+    /// Other untagged responses are passed over; BYE is an error.
+    fn await_continuation(&mut self, tag: &str) -> Result<Option<Completion>> {
+        loop {
+            match self.read(&mut InMemory)? {
+                Response::Continue(_) => return Ok(None),
+                Response::Status {
+                    tag: Some(t),
+                    status,
+                    code,
+                    text,
+                } if t == tag => return Ok(Some(Completion { status, code, text })),
+                other => self.check_bye(&other, false)?,
+            }
+        }
+    }
+
     fn check_bye(&self, r: &Response, logout: bool) -> Result<()> {
         if let Response::Status {
             tag: None,
@@ -1209,126 +1203,6 @@ impl Session {
         w.write_all(bytes)
             .and_then(|()| w.flush())
             .map_err(|e| wire_error(&self.object, e))
-    }
-}
-
-/// The connection under the parser: plain (before STARTTLS, or
-/// `--insecure` without it) or TLS. Under TLS the socket is read through
-/// a buffer of its own: rustls asks for 4 KiB at a time, which would be
-/// one system call per 4 KiB of a large FETCH.
-#[derive(Debug)]
-enum Link {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, BufferedSocket>>),
-    /// Only while the plain stream moves into TLS.
-    Closed,
-}
-
-impl Link {
-    fn tls(stream: tls::TlsStream) -> Link {
-        let rustls::StreamOwned { conn, sock } = stream;
-        Link::Tls(Box::new(rustls::StreamOwned::new(
-            conn,
-            BufferedSocket::new(sock),
-        )))
-    }
-
-    /// STARTTLS: the handshake over the plain stream (nothing may be
-    /// buffered above it).
-    fn start_tls(
-        &mut self,
-        host: &str,
-        config: &Arc<rustls::ClientConfig>,
-        object: &str,
-    ) -> Result<()> {
-        match std::mem::replace(self, Link::Closed) {
-            Link::Plain(tcp) => {
-                *self = Link::tls(tls::handshake(tcp, host, config, object)?);
-                Ok(())
-            }
-            other => {
-                *self = other;
-                Err(Error::new(
-                    ErrorKind::Protocol,
-                    object,
-                    "STARTTLS on a TLS connection",
-                ))
-            }
-        }
-    }
-}
-
-impl Read for Link {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Link::Plain(s) => s.read(buf),
-            Link::Tls(s) => s.read(buf),
-            Link::Closed => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
-
-impl Write for Link {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Link::Plain(s) => s.write(buf),
-            Link::Tls(s) => s.write(buf),
-            Link::Closed => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Link::Plain(s) => s.flush(),
-            Link::Tls(s) => s.flush(),
-            Link::Closed => Ok(()),
-        }
-    }
-}
-
-/// A TCP socket read through a buffer (writes go straight through).
-#[derive(Debug)]
-struct BufferedSocket {
-    tcp: TcpStream,
-    buf: Box<[u8]>,
-    pos: usize,
-    end: usize,
-}
-
-impl BufferedSocket {
-    fn new(tcp: TcpStream) -> Self {
-        BufferedSocket {
-            tcp,
-            buf: vec![0; READ_BUFFER].into_boxed_slice(),
-            pos: 0,
-            end: 0,
-        }
-    }
-}
-
-impl Read for BufferedSocket {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.end {
-            if out.len() >= self.buf.len() {
-                return self.tcp.read(out);
-            }
-            self.end = self.tcp.read(&mut self.buf)?;
-            self.pos = 0;
-        }
-        let n = out.len().min(self.end - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-impl Write for BufferedSocket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
     }
 }
 

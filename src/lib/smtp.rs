@@ -22,6 +22,9 @@ use crate::config::Secret;
 use crate::error::{Error, ErrorKind, Result};
 use crate::tls::{self, Wire};
 
+/// Bytes read from the server at a time: replies are short.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// The SMTP envelope: who the message is from and every recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -328,18 +331,16 @@ impl Session {
         let tcp = tls::connect_tcp(&url.host, url.port, settings.timeout, &object)?;
         let (wire, tls_on) = match url.security {
             Security::Implicit => (
-                Wire::Tls(Box::new(tls::handshake(
-                    tcp,
-                    &url.host,
-                    &settings.tls,
-                    &object,
-                )?)),
+                Wire::tls(
+                    tls::handshake(tcp, &url.host, &settings.tls, &object)?,
+                    READ_BUFFER,
+                ),
                 true,
             ),
             Security::StartTls { .. } => (Wire::Plain(tcp), false),
         };
         let mut session = Session {
-            wire: BufReader::with_capacity(16 * 1024, wire),
+            wire: BufReader::with_capacity(READ_BUFFER, wire),
             object,
             ext: Extensions::default(),
             usable: true,
@@ -360,7 +361,7 @@ impl Session {
                 session
                     .wire
                     .get_mut()
-                    .start_tls(&url.host, &settings.tls, &object)?;
+                    .start_tls(&url.host, &settings.tls, &object, READ_BUFFER)?;
                 secured = true;
                 session.hello(&settings.helo)?;
             } else if required && !settings.insecure {

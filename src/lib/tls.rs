@@ -127,18 +127,31 @@ fn tls_error(object: &str, e: io::Error) -> Error {
     }
 }
 
-/// A protocol client's connection: plain (before STARTTLS) or TLS.
+/// A protocol client's connection: plain (before STARTTLS) or TLS. Under
+/// TLS the socket is read through a buffer of its own: rustls asks for
+/// 4 KiB at a time, which would be one system call per 4 KiB of a large
+/// download.
 #[derive(Debug)]
 pub enum Wire {
     /// Cleartext TCP.
     Plain(TcpStream),
     /// TLS over TCP.
-    Tls(Box<TlsStream>),
+    Tls(Box<rustls::StreamOwned<ClientConnection, BufferedSocket>>),
     /// Only for the moment the plain stream moves into TLS.
     Closed,
 }
 
 impl Wire {
+    /// A TLS connection from a finished [`handshake`], its socket read
+    /// through a buffer of `read_buffer` bytes.
+    pub fn tls(stream: TlsStream, read_buffer: usize) -> Wire {
+        let rustls::StreamOwned { conn, sock } = stream;
+        Wire::Tls(Box::new(rustls::StreamOwned::new(
+            conn,
+            BufferedSocket::new(sock, read_buffer),
+        )))
+    }
+
     /// Upgrades a plain connection to TLS in place (STARTTLS). The
     /// caller must have checked that nothing is buffered above it.
     pub fn start_tls(
@@ -146,10 +159,11 @@ impl Wire {
         host: &str,
         config: &Arc<ClientConfig>,
         object: &str,
+        read_buffer: usize,
     ) -> Result<()> {
         match std::mem::replace(self, Wire::Closed) {
             Wire::Plain(tcp) => {
-                *self = Wire::Tls(Box::new(handshake(tcp, host, config, object)?));
+                *self = Wire::tls(handshake(tcp, host, config, object)?, read_buffer);
                 Ok(())
             }
             other => {
@@ -166,6 +180,15 @@ impl Wire {
     /// Whether the connection is TLS.
     pub fn is_tls(&self) -> bool {
         matches!(self, Wire::Tls(_))
+    }
+
+    /// The TCP socket underneath (for timeouts); `None` while closed.
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Wire::Plain(s) => Some(s),
+            Wire::Tls(s) => Some(&s.sock.tcp),
+            Wire::Closed => None,
+        }
     }
 }
 
@@ -194,6 +217,52 @@ impl Write for Wire {
             Wire::Tls(s) => s.flush(),
             Wire::Closed => Ok(()),
         }
+    }
+}
+
+/// A TCP socket read through a buffer (writes go straight through).
+#[derive(Debug)]
+pub struct BufferedSocket {
+    tcp: TcpStream,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+}
+
+impl BufferedSocket {
+    fn new(tcp: TcpStream, capacity: usize) -> Self {
+        BufferedSocket {
+            tcp,
+            buf: vec![0; capacity.max(1)].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+        }
+    }
+}
+
+impl Read for BufferedSocket {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end {
+            if out.len() >= self.buf.len() {
+                return self.tcp.read(out);
+            }
+            self.end = self.tcp.read(&mut self.buf)?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.end - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Write for BufferedSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
     }
 }
 
