@@ -232,6 +232,29 @@ pub fn read_literal_to_memory(len: u64, data: &mut dyn BufRead, object: &str) ->
     Ok(Value::String(buf))
 }
 
+/// Passes the `len` bytes of a literal from `data` to `each`, chunk by
+/// chunk as they arrive, without holding more than one buffer's worth.
+/// The connection ending first is `Temporary` (exit 75).
+pub fn stream_literal(
+    len: u64,
+    data: &mut dyn BufRead,
+    object: &str,
+    each: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut left = len;
+    while left > 0 {
+        let buf = data.fill_buf().map_err(|e| wire_error(object, e))?;
+        if buf.is_empty() {
+            return Err(closed(object));
+        }
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        each(&buf[..n])?;
+        data.consume(n);
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 /// The error for a failed read or write on the connection: TLS errors
 /// are `Tls` (exit 76), timeouts and the rest `Temporary` (exit 75).
 pub fn wire_error(object: &str, e: io::Error) -> Error {

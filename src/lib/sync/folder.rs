@@ -819,24 +819,7 @@ impl Job<'_> {
 
     /// sha256 of the server's BODY[] for each UID.
     fn server_hashes(&mut self, uids: impl Iterator<Item = u32>) -> Result<HashMap<u32, [u8; 32]>> {
-        let set: UidSet = uids.collect();
-        let mut out = HashMap::new();
-        let mut sink = HashSink::default();
-        for chunk in set.to_chunks(SET_CHUNK) {
-            self.session.uid_fetch(
-                &chunk,
-                "(UID BODY.PEEK[])",
-                None,
-                &mut sink,
-                &mut |sink: &mut HashSink, f: Fetch| {
-                    if let (Some(uid), Some(h)) = (f.uid, sink.last.take()) {
-                        out.insert(uid, h);
-                    }
-                    Ok(())
-                },
-            )?;
-        }
-        Ok(out)
+        server_hashes(self.session, &uids.collect())
     }
 
     fn give_uid(&mut self, msg: &LocalMessage, uid: u32) -> Result<LocalMessage> {
@@ -955,6 +938,28 @@ impl Job<'_> {
 /// Flushes everything written under `root` to disk, then saves `st`
 /// claiming no more than is safe: every UID below `uidnext` looked at,
 /// and changes since `modseq` still to be read again.
+/// sha256 of the server's BODY[] for each UID of `set`, streamed (never
+/// a whole message in memory).
+fn server_hashes(session: &mut Session, set: &UidSet) -> Result<HashMap<u32, [u8; 32]>> {
+    let mut out = HashMap::new();
+    let mut sink = HashSink::default();
+    for chunk in set.to_chunks(SET_CHUNK) {
+        session.uid_fetch(
+            &chunk,
+            "(UID BODY.PEEK[])",
+            None,
+            &mut sink,
+            &mut |sink: &mut HashSink, f: Fetch| {
+                if let (Some(uid), Some(h)) = (f.uid, sink.last.take()) {
+                    out.insert(uid, h);
+                }
+                Ok(())
+            },
+        )?;
+    }
+    Ok(out)
+}
+
 pub(super) fn checkpoint(
     root: &Path,
     path: &Path,
@@ -1033,22 +1038,7 @@ impl Matcher {
             .iter()
             .flat_map(|(_, u)| u.iter().copied())
             .collect();
-        let mut server_hash: HashMap<u32, [u8; 32]> = HashMap::new();
-        let mut sink = HashSink::default();
-        for chunk in uids.to_chunks(SET_CHUNK) {
-            session.uid_fetch(
-                &chunk,
-                "(UID BODY.PEEK[])",
-                None,
-                &mut sink,
-                &mut |sink: &mut HashSink, f: Fetch| {
-                    if let (Some(uid), Some(h)) = (f.uid, sink.last.take()) {
-                        server_hash.insert(uid, h);
-                    }
-                    Ok(())
-                },
-            )?;
-        }
+        let server_hash = server_hashes(session, &uids)?;
         for (idx, free) in ambiguous {
             for i in idx {
                 let (_, h) = local::hash_file(&locals[i].path, crlf)

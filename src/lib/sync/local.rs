@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::names::{FlagBits, Unique, bits_from_letters, file_name};
 use crate::error::{Error, ErrorKind, Result};
-use crate::imap::{Literals, Value, read_literal_to_memory, wire_error};
+use crate::imap::{Literals, Value, read_literal_to_memory, stream_literal};
 use crate::maildir::{self, Maildir, Subdir};
 
 /// The suffix of our files in `tmp/`: what a crashed run left there can
@@ -252,25 +252,10 @@ impl BodySink {
             .open(&tmp)
             .map_err(|e| Error::writing(&tmp, e))?;
         let mut out = BufWriter::with_capacity(256 * 1024, file);
-        let mut left = len;
-        let copied: Result<()> = (|| {
-            while left > 0 {
-                let buf = data.fill_buf().map_err(|e| wire_error(object, e))?;
-                if buf.is_empty() {
-                    return Err(Error::new(
-                        ErrorKind::Temporary,
-                        object,
-                        "connection closed by the server",
-                    ));
-                }
-                let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                out.write_all(&buf[..n])
-                    .map_err(|e| Error::writing(&tmp, e))?;
-                data.consume(n);
-                left -= n as u64;
-            }
-            out.flush().map_err(|e| Error::writing(&tmp, e))
-        })();
+        let copied = stream_literal(len, data, object, &mut |chunk| {
+            out.write_all(chunk).map_err(|e| Error::writing(&tmp, e))
+        })
+        .and_then(|()| out.flush().map_err(|e| Error::writing(&tmp, e)));
         drop(out);
         if let Err(e) = copied {
             let _ = fs::remove_file(&tmp);
@@ -322,21 +307,10 @@ impl Literals for HashSink {
             return read_literal_to_memory(len, data, object);
         }
         let mut hasher = Sha256::new();
-        let mut left = len;
-        while left > 0 {
-            let buf = data.fill_buf().map_err(|e| wire_error(object, e))?;
-            if buf.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::Temporary,
-                    object,
-                    "connection closed by the server",
-                ));
-            }
-            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            hasher.update(&buf[..n]);
-            data.consume(n);
-            left -= n as u64;
-        }
+        stream_literal(len, data, object, &mut |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        })?;
         self.last = Some(hasher.finalize().into());
         Ok(Value::Stored(len))
     }
