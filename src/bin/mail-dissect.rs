@@ -3,7 +3,7 @@
 //! Thin: flags → a checked plan → `mailbot::dissect` per message (on all
 //! cores, output in input order) → paths, JSON or commands on stdout.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -257,7 +257,7 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
         // Paths are dissected as they come (a producer like
         // `mail-sync --watch` never ends its output), batched by what is
         // already waiting.
-        let paths = stdin_paths(plan.null);
+        let paths = cli::stdin_paths(plan.null);
         while let Ok(first) = paths.recv() {
             let mut batch = vec![first?];
             while batch.len() < STDIN_BATCH {
@@ -498,35 +498,6 @@ fn prepare_output(dir: &Path, flat: bool) -> anyhow::Result<()> {
         .map_err(|e| Error::writing(dir, e))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
-}
-
-/// Paths read from stdin on their own thread, one per line (NUL with
-/// `-0`), sent as they arrive.
-fn stdin_paths(null: bool) -> std::sync::mpsc::Receiver<anyhow::Result<PathBuf>> {
-    use std::os::unix::ffi::OsStringExt;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let sep = if null { 0 } else { b'\n' };
-        for chunk in io::stdin().lock().split(sep) {
-            let item = match chunk {
-                Ok(mut chunk) => {
-                    if !null && chunk.last() == Some(&b'\r') {
-                        chunk.pop();
-                    }
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    Ok(PathBuf::from(std::ffi::OsString::from_vec(chunk)))
-                }
-                Err(e) => Err(Error::io(ErrorKind::InputMissing, "stdin", e).into()),
-            };
-            let stop = item.is_err();
-            if tx.send(item).is_err() || stop {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// An input argument as the messages it stands for.

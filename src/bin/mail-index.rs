@@ -6,10 +6,10 @@
 //! Thin: flags → the maildir (flag, variable or the account's) →
 //! `mailbot::index` → paths, ids or JSON on stdout.
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -302,7 +302,7 @@ fn add(
         // closed, so what was indexed is on disk and searchable, and other
         // writers (notmuch tag from a mail reader, mail-index new from
         // cron) are not locked out while the producer is idle.
-        let rx = stdin_paths(null);
+        let rx = cli::stdin_paths(null);
         let mut open = Some(index);
         loop {
             let first = if open.is_some() {
@@ -460,33 +460,4 @@ fn split_tag_words(words: &[String]) -> anyhow::Result<(Vec<TagChange>, String)>
         .into());
     }
     Ok((changes, rest.join(" ")))
-}
-
-/// Paths read from stdin on their own thread, one per line (NUL with
-/// `-0`), sent as they arrive.
-fn stdin_paths(null: bool) -> mpsc::Receiver<anyhow::Result<PathBuf>> {
-    use std::os::unix::ffi::OsStringExt;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let sep = if null { 0 } else { b'\n' };
-        for chunk in io::stdin().lock().split(sep) {
-            let item = match chunk {
-                Ok(mut chunk) => {
-                    if !null && chunk.last() == Some(&b'\r') {
-                        chunk.pop();
-                    }
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    Ok(PathBuf::from(std::ffi::OsString::from_vec(chunk)))
-                }
-                Err(e) => Err(Error::io(ErrorKind::InputMissing, "stdin", e).into()),
-            };
-            let stop = item.is_err();
-            if tx.send(item).is_err() || stop {
-                break;
-            }
-        }
-    });
-    rx
 }

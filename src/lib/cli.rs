@@ -353,6 +353,38 @@ impl<W: Write> PathOutput<W> {
     }
 }
 
+/// Paths read from stdin on their own thread, one per line (NUL with
+/// `-0`; a CR before the newline is dropped, empty lines are skipped),
+/// sent as they arrive, so a producer that never ends (`mail-sync
+/// --watch`) is followed as it goes. A read error is sent last.
+pub fn stdin_paths(null: bool) -> std::sync::mpsc::Receiver<Result<PathBuf>> {
+    use std::io::BufRead;
+    use std::os::unix::ffi::OsStringExt;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sep = if null { 0 } else { b'\n' };
+        for chunk in io::stdin().lock().split(sep) {
+            let item = match chunk {
+                Ok(mut chunk) => {
+                    if !null && chunk.last() == Some(&b'\r') {
+                        chunk.pop();
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    Ok(PathBuf::from(std::ffi::OsString::from_vec(chunk)))
+                }
+                Err(e) => Err(Error::io(ErrorKind::InputMissing, "stdin", e)),
+            };
+            let stop = item.is_err();
+            if tx.send(item).is_err() || stop {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
