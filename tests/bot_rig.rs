@@ -14,19 +14,10 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use support::own_rig::OwnRig;
-use support::{Rig, Submitted};
+use support::{Rig, Submitted, describe};
 
 const BOT: &str = env!("CARGO_BIN_EXE_mail-bot");
 const INJECT: &str = env!("CARGO_BIN_EXE_mail-inject");
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn json(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -173,7 +164,7 @@ fn selftest_round_trips_a_pdf_by_polling_and_by_idle(rig: &Rig) {
     let bot = Bot::new(rig, "");
     for wait in ["poll", "idle"] {
         let out = bot.run(&["selftest", "--wait", wait, "--timeout", "60", "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{wait}: {}", show(&out));
+        assert_eq!(out.status.code(), Some(0), "{wait}: {}", describe(&out));
         let r = &json(&out)[0];
         assert_eq!(
             (r["ok"].as_bool(), r["route"].as_str()),
@@ -198,7 +189,7 @@ fn selftest_round_trips_a_pdf_by_polling_and_by_idle(rig: &Rig) {
     }
     // The probes are not mail for the rules: the default PDF rule skips them.
     let out = bot.run(&["run", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let report = &json(&out)[0];
     assert_eq!(report["acted"].as_array().unwrap().len(), 0, "{report}");
 }
@@ -225,26 +216,26 @@ run = "sh -c 'if [ -e {f} ]; then rm {f}; exit 9; fi; echo \"$MAILBOT_SHA256 $MA
     send(rig, &format!("{tag} one"));
     // Run 1: the command fails; the message is not marked done.
     let out = bot.run(&["run"]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("will retry"),
         "{}",
-        show(&out)
+        describe(&out)
     );
     assert!(lines(&log).is_empty());
     // Run 2: retried and done.
     let out = bot.run(&["run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert_eq!(lines(&log).len(), 1);
     // New mail between runs.
     send(rig, &format!("{tag} two"));
     let out = bot.run(&["run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     send(rig, &format!("{tag} three"));
     let out = bot.run(&["run", "-v"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let out = bot.run(&["run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let got = lines(&log);
     let subjects: Vec<&str> = got.iter().map(|l| l.split_once(' ').unwrap().1).collect();
     assert_eq!(
@@ -284,15 +275,15 @@ run = "sh -c 'touch {s}; while [ ! -e {r} ]; do sleep 0.05; done'"
         .unwrap();
     support::wait_for(60, || started.exists().then_some(())).expect("the first run never acted");
     let second = bot.run(&["run"]);
-    assert_eq!(second.status.code(), Some(75), "{}", show(&second));
+    assert_eq!(second.status.code(), Some(75), "{}", describe(&second));
     assert!(
         second.stderr.is_empty() && second.stdout.is_empty(),
         "quietly: {}",
-        show(&second)
+        describe(&second)
     );
     fs::write(&release, "").unwrap();
     let first = first.wait_with_output().unwrap();
-    assert_eq!(first.status.code(), Some(0), "{}", show(&first));
+    assert_eq!(first.status.code(), Some(0), "{}", describe(&first));
 }
 
 fn the_sent_copy_and_the_received_copy_are_two_messages(rig: &Rig) {
@@ -346,11 +337,11 @@ run = "sh -c 'echo \"sent $MAILBOT_FOLDER $MAILBOT_MESSAGE_ID\" >> {log}'"
         .args(["--folder", "Sent", &rig.address(0)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     wait_on_server(rig, &tag);
     assert_eq!(server_count(rig, "Sent", &tag), 1);
     let out = bot.run(&["run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let mut got = lines(&log);
     got.sort();
     assert_eq!(got.len(), 2, "{got:?}");
@@ -361,7 +352,7 @@ run = "sh -c 'echo \"sent $MAILBOT_FOLDER $MAILBOT_MESSAGE_ID\" >> {log}'"
         "{got:?}"
     );
     let out = bot.run(&["run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert_eq!(lines(&log).len(), 2, "nothing twice");
 }
 
@@ -393,7 +384,7 @@ fn watch_acts_on_new_mail_within_seconds(rig: &Rig) {
     let got = rx.recv_timeout(Duration::from_secs(30));
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
-    let (when, line) = got.unwrap_or_else(|_| panic!("watch printed nothing: {}", show(&out)));
+    let (when, line) = got.unwrap_or_else(|_| panic!("watch printed nothing: {}", describe(&out)));
     assert!(line.starts_with("seen "), "{line}");
     let path = PathBuf::from(line.trim_start_matches("seen ").trim_matches('\''));
     assert!(fs::read_to_string(&path).unwrap().contains(&tag));
@@ -410,13 +401,13 @@ fn wrong_password_is_77_and_an_unknown_ca_is_76(rig: &Rig) {
     let text = fs::read_to_string(&bot.config).unwrap();
     fs::write(&bot.config, text.replace(&rig.users[0].1, "wrong-password")).unwrap();
     let out = bot.run(&["run"]);
-    assert_eq!(out.status.code(), Some(77), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(77), "{}", describe(&out));
     let out = bot.run(&["probe", "--timeout", "10"]);
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("MAILBOT CRITICAL - "),
         "{}",
-        show(&out)
+        describe(&out)
     );
     let bot = Bot::new(rig, "");
     let text = fs::read_to_string(&bot.config).unwrap();
@@ -427,5 +418,5 @@ fn wrong_password_is_77_and_an_unknown_ca_is_76(rig: &Rig) {
         .collect();
     fs::write(&bot.config, without_ca).unwrap();
     let out = bot.run(&["run"]);
-    assert_eq!(out.status.code(), Some(76), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(76), "{}", describe(&out));
 }

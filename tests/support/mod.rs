@@ -364,6 +364,16 @@ fn literal_length(line: &str) -> Option<usize> {
     body[open + 1..].parse().ok()
 }
 
+/// A finished command's status and output, for assertion messages.
+pub fn describe(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Polls `check` every 100 ms until it returns `Some` or `secs` pass.
 pub fn wait_for<T>(secs: u64, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::Rig;
+use super::{Rig, describe};
 
 /// The rig and its `MAILBOT_TEST_*` settings.
 pub struct OwnRig {
@@ -26,15 +26,6 @@ fn mailserver(args: &[&str]) -> Output {
         }
     }
     cmd.args(args).output().expect("run scripts/mailserver")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 impl OwnRig {

@@ -76,14 +76,7 @@ pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
-pub fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+pub use crate::support::describe;
 
 /// Runs and asserts exit 0 and an empty stderr; returns the stdout lines.
 pub fn run_ok(cmd: &mut Command) -> Vec<PathBuf> {
