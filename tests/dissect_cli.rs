@@ -478,3 +478,77 @@ fn stdin_paths_are_dissected_as_they_come() {
     assert!(line.trim_end().ends_with("invoice.pdf"), "{line}");
     assert!(status.success());
 }
+
+/// A message with one PDF attachment called `name` holding `data`.
+fn message_with(subject: &str, name: &str, data: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.org\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\n{subject}\r\n--b\r\n\
+         Content-Type: application/pdf\r\n\
+         Content-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    mailbot::compose::base64_lines(data, &mut m);
+    m.extend_from_slice(b"\r\n--b--\r\n");
+    m
+}
+
+/// Many messages of very different sizes (one bigger than the window of
+/// bytes in work at once) are dissected on all workers, and everything
+/// comes out as one message at a time would give it: stdout in input
+/// order, and flat output numbering same-named files in input order.
+#[test]
+fn many_messages_on_all_workers_come_out_in_input_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("msgs");
+    fs::create_dir(&dir).unwrap();
+    let mut files = Vec::new();
+    let mut contents = Vec::new();
+    for i in 0..48usize {
+        let size = if i == 17 {
+            17 << 20
+        } else {
+            (i * 7919 % 53) * 3000 + 100
+        };
+        let data: Vec<u8> = (0..size).map(|k| (k * 31 + i * 7) as u8).collect();
+        // Four names in turn, so flat output has to number them.
+        let name = format!("invoice-{}.pdf", i % 4);
+        let path = dir.join(format!("{i:03}.eml"));
+        fs::write(&path, message_with(&format!("Message {i}"), &name, &data)).unwrap();
+        files.push(path.display().to_string());
+        contents.push(data);
+    }
+    let args =
+        |mode: &str, out: &str| -> Vec<String> { vec!["--pdf".into(), mode.into(), out.into()] };
+    for mode in ["--flat", "--out"] {
+        // All at once, on all workers.
+        let mut all = args(mode, "together");
+        all.extend(files.iter().cloned());
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let together = lines(&expect(tmp.path(), &all, b"", 0));
+        // One process per message, in order.
+        let mut apart = Vec::new();
+        for f in &files {
+            let mut one = args(mode, "apart");
+            one.push(f.clone());
+            let one: Vec<&str> = one.iter().map(String::as_str).collect();
+            apart.extend(lines(&expect(tmp.path(), &one, b"", 0)));
+        }
+        let apart: Vec<String> = apart
+            .iter()
+            .map(|p| p.replacen("apart/", "together/", 1))
+            .collect();
+        assert_eq!(together, apart, "{mode}");
+        assert_eq!(together.len(), files.len(), "{mode}");
+        for (path, data) in together.iter().zip(&contents) {
+            assert!(
+                fs::read(tmp.path().join(path)).unwrap() == *data,
+                "{mode}: {path} holds other bytes"
+            );
+        }
+        fs::remove_dir_all(tmp.path().join("together")).unwrap();
+        fs::remove_dir_all(tmp.path().join("apart")).unwrap();
+    }
+}

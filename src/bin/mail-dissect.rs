@@ -9,7 +9,6 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
-use rayon::prelude::*;
 
 use mailbot::cli::{self, LogArgs, PathOutput, after_help, finish, parse_args};
 use mailbot::dissect::{self, Options, Target, Written};
@@ -312,65 +311,108 @@ impl Run<'_> {
         items
     }
 
-    /// Dissects and writes `items` on all workers, then reports them in
-    /// input order. Only a failure to write stdout ends the run.
+    /// Dissects and writes `items` on all workers, reporting each in
+    /// input order as soon as it and everything before it is done. Only a
+    /// failure to write stdout ends the run.
     fn process(&mut self, items: Vec<Item>) -> anyhow::Result<()> {
         let plan = self.plan;
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            let chunk = next_chunk(&mut items, threads * 4);
-            let one = |item: Item| {
-                let name = item.name();
-                let result = if plan.flat {
-                    // Flat output is written in input order below, so
-                    // the same names always get the same numbers.
-                    dissect_item(item, &plan.options).map(|d| Pending::Flat(Box::new(d)))
-                } else {
-                    dissect_item(item, &plan.options).and_then(|d| {
-                        dissect::write_dissection(&d, Target::PerMessage(&plan.target))
-                            .map(Pending::Done)
-                            .map_err(Into::into)
-                    })
-                };
-                (name, result)
-            };
-            let dissected: Vec<(String, anyhow::Result<Pending>)> = if chunk.len() == 1 {
-                chunk.into_iter().map(one).collect()
+        let one = |item: Item| {
+            let name = item.name();
+            let result = if plan.flat {
+                // Flat output is written in input order (in `finish`), so
+                // the same names always get the same numbers.
+                dissect_item(item, &plan.options).map(|d| Pending::Flat(Box::new(d)))
             } else {
-                chunk.into_par_iter().map(one).collect()
-            };
-            let results: Vec<(String, anyhow::Result<Written>)> = dissected
-                .into_iter()
-                .map(|(name, r)| {
-                    let r = r.and_then(|p| match p {
-                        Pending::Done(w) => Ok(w),
-                        Pending::Flat(d) => {
-                            dissect::write_dissection(&d, Target::Flat(&plan.target))
-                                .map_err(Into::into)
-                        }
-                    });
-                    (name, r)
+                dissect_item(item, &plan.options).and_then(|d| {
+                    dissect::write_dissection(&d, Target::PerMessage(&plan.target))
+                        .map(Pending::Done)
+                        .map_err(Into::into)
                 })
-                .collect();
-            for (name, result) in results {
-                match result {
-                    Ok(w) => self.done(&w)?,
-                    Err(e) => {
-                        let e = e.context(name);
-                        cli::report(PROGRAM, &e);
-                        let code = if mailbot::exit::exit_for(e.as_ref()) == Exit::CantCreate {
-                            Exit::CantCreate
-                        } else {
-                            Exit::Partial
+            };
+            (name, result)
+        };
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        if items.len() < 2 || threads < 2 {
+            // One message (a loop over files, a pipeline): no threads.
+            for item in items {
+                let (name, result) = one(item);
+                self.finish(name, result)?;
+            }
+            return self.out.flush().context("stdout");
+        }
+        let total = items.len();
+        let sized: Vec<(u64, Item)> = items.into_iter().map(|i| (i.size(), i)).collect();
+        let queue = std::sync::Mutex::new(sized.into_iter().enumerate());
+        let window = Window::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            for _ in 0..threads.min(total) {
+                let tx = tx.clone();
+                let (queue, window, one) = (&queue, &window, &one);
+                s.spawn(move || {
+                    while !window.is_closed() {
+                        let next = queue.lock().map(|mut q| q.next()).ok().flatten();
+                        let Some((index, (size, item))) = next else {
+                            break;
                         };
-                        self.status = self.status.worse(code);
+                        window.enter(index, size);
+                        if tx.send((index, size, one(item))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            // Results arrive in any order; they are reported in input
+            // order, and only then leave the window.
+            let report = || {
+                let mut waiting = std::collections::BTreeMap::new();
+                let mut next = 0;
+                for (index, size, result) in rx {
+                    waiting.insert(index, (size, result));
+                    while let Some((size, (name, result))) = waiting.remove(&next) {
+                        self.finish(name, result)?;
+                        next += 1;
+                        window.leave(next, size);
+                    }
+                    if waiting.is_empty() {
+                        self.out.flush().context("stdout")?;
                     }
                 }
+                self.out.flush().context("stdout")
+            };
+            let reported = report();
+            if reported.is_err() {
+                // Workers stop at their next message.
+                window.close();
             }
-            self.out.flush().context("stdout")?;
+            reported
+        })
+    }
+
+    /// Reports one message's outcome, writing it first when flat.
+    fn finish(&mut self, name: String, result: anyhow::Result<Pending>) -> anyhow::Result<()> {
+        let plan = self.plan;
+        let result = result.and_then(|p| match p {
+            Pending::Done(w) => Ok(w),
+            Pending::Flat(d) => {
+                dissect::write_dissection(&d, Target::Flat(&plan.target)).map_err(Into::into)
+            }
+        });
+        match result {
+            Ok(w) => self.done(&w),
+            Err(e) => {
+                let e = e.context(name);
+                cli::report(PROGRAM, &e);
+                let code = if mailbot::exit::exit_for(e.as_ref()) == Exit::CantCreate {
+                    Exit::CantCreate
+                } else {
+                    Exit::Partial
+                };
+                self.status = self.status.worse(code);
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// With `--sync`, flushes what was written to disk: one call for the
@@ -406,27 +448,61 @@ impl Run<'_> {
     }
 }
 
-/// Messages at least this big are dissected on their own, and a batch
-/// holds at most this many bytes of messages, so memory stays near twice
-/// the largest message (flat output keeps a batch's files until it is
-/// written in input order).
-const BIG_MESSAGE: u64 = 16 << 20;
+/// How many bytes of messages may be in work or waiting to be reported
+/// at once. A bigger message still goes when it is the next to report,
+/// so memory stays near twice the largest message plus this.
+const WINDOW_BYTES: u64 = 16 << 20;
 
-/// The next batch to dissect in parallel: up to `max` messages and about
-/// [`BIG_MESSAGE`] bytes, or one big message alone.
-fn next_chunk(items: &mut std::iter::Peekable<std::vec::IntoIter<Item>>, max: usize) -> Vec<Item> {
-    let mut chunk = Vec::new();
-    let mut bytes = 0;
-    while chunk.len() < max {
-        let Some(next) = items.peek() else { break };
-        let size = next.size();
-        if !chunk.is_empty() && bytes + size > BIG_MESSAGE {
-            break;
+/// The messages between the next one to report and the newest one
+/// started: a worker waits before starting one that would take more than
+/// [`WINDOW_BYTES`] into the window, unless it is the next to report
+/// (which no later message can then hold up).
+#[derive(Default)]
+struct Window {
+    state: std::sync::Mutex<WindowState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct WindowState {
+    /// Index of the next message to report.
+    next: usize,
+    /// Bytes of messages started and not yet reported.
+    bytes: u64,
+    /// The reporter stopped: nobody waits any more.
+    closed: bool,
+}
+
+impl Window {
+    fn enter(&self, index: usize, size: u64) {
+        let Ok(mut s) = self.state.lock() else { return };
+        while !(s.closed || index == s.next || s.bytes + size <= WINDOW_BYTES) {
+            s = match self.changed.wait(s) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         }
-        bytes += size;
-        chunk.extend(items.next());
+        s.bytes += size;
     }
-    chunk
+
+    fn leave(&self, next: usize, size: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.next = next;
+            s.bytes = s.bytes.saturating_sub(size);
+        }
+        self.changed.notify_all();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.lock().map_or(true, |s| s.closed)
+    }
+
+    fn close(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.closed = true;
+        }
+        self.changed.notify_all();
+    }
 }
 
 enum Pending {
