@@ -12,8 +12,11 @@
 //! very same bytes is reused instead, so a re-run duplicates nothing.
 //!
 //! The per-message folder is named from the message alone
-//! ([`folder_name`]) and locked while it is written, so two workers given
-//! the same message never interleave; `message.json` is written last.
+//! ([`folder_name`]), opened once without following a symlink, and every
+//! file is then made relative to that handle ([`Folder`]), so a folder
+//! swapped for a symlink halfway cannot send files elsewhere. It is
+//! locked while it is written, so two workers given the same message
+//! never interleave; `message.json` is written last.
 //! A folder whose `message.json` records the same selection (types,
 //! bodies) and whose listed files are all there with their sizes is a
 //! message already done: it is left untouched and the files it lists are
@@ -32,11 +35,12 @@
 //! again.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -133,36 +137,38 @@ pub fn write_dissection(d: &Dissection, target: Target<'_>) -> Result<Written> {
 }
 
 fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
-    let folder = out.join(folder_name(d));
-    let json_path = folder.join("message.json");
-    // Create first: the common case (a new message) costs one call, and
-    // a name that exists is then checked to be a real folder, not a
-    // symlink planted to send our files elsewhere.
-    let created = match fs::create_dir(&folder) {
+    let path = out.join(folder_name(d));
+    // Create first: the common case (a new message) costs one call.
+    let created = match fs::create_dir(&path) {
         Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let m = fs::symlink_metadata(&folder).map_err(|e| Error::writing(&folder, e))?;
-            if m.file_type().is_symlink() || !m.is_dir() {
-                return Err(Error::new(
-                    ErrorKind::CannotCreate,
-                    folder.display().to_string(),
-                    "exists and is not a folder (a symlink is never followed)",
-                ));
-            }
-            false
-        }
-        Err(e) => return Err(Error::writing(&folder, e)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(Error::writing(&path, e)),
     };
+    // Opened without following a symlink, and used for every step after:
+    // swapping the folder for a symlink now cannot send our files
+    // elsewhere.
+    let folder = Folder::open_no_follow(&path).map_err(|e| {
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+            || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+        {
+            Error::new(
+                ErrorKind::CannotCreate,
+                path.display().to_string(),
+                "exists and is not a folder (a symlink is never followed)",
+            )
+        } else {
+            Error::writing(&path, e)
+        }
+    })?;
     // Held until the folder is complete: another worker (or process)
     // given the same message waits here, then finds it done.
-    let lock = File::open(&folder).map_err(|e| Error::writing(&folder, e))?;
-    lock.lock().map_err(|e| Error::writing(&folder, e))?;
+    folder.handle.lock().map_err(|e| Error::writing(&path, e))?;
     if !created {
-        remove_stale_temps(&folder);
+        remove_stale_temps_in(&folder);
     }
     // Checked even when this call created the folder: another worker can
     // have taken the lock between our mkdir and our lock, and finished.
-    let fresh = match earlier_run(&folder, &json_path) {
+    let fresh = match earlier_run(&folder) {
         Earlier::Complete(done) if done.selection == d.selection => return Ok(done.written),
         // Same files, other selection: reuse what is there.
         Earlier::Complete(_) => false,
@@ -174,7 +180,7 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
     };
     let mut claimed: HashSet<String> = HashSet::new();
     // Reserved for the report, whatever an attachment is called.
-    claimed.insert("message.json".into());
+    claimed.insert(REPORT.into());
     let mut files = Vec::new();
     if let Some(text) = &d.body_text {
         let f = place(&folder, "body.txt", text.as_bytes(), &mut claimed, !fresh)?;
@@ -196,18 +202,22 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
             &a.data,
         ));
     }
-    let json = report_json(d, &folder, &files)?;
+    let json = report_json(d, &path, &files)?;
     let mut text = json.clone();
     text.push('\n');
-    replace_report(&folder, &json_path, text.as_bytes())?;
-    drop(lock);
+    replace_report(&folder, text.as_bytes())?;
+    // The lock goes with the handle.
+    drop(folder);
     Ok(Written {
-        folder,
+        folder: path,
         files,
         skipped: false,
         json,
     })
 }
+
+/// The report's name in a message folder.
+const REPORT: &str = "message.json";
 
 fn fix_part(files: &mut [WrittenFile], d: &Dissection, role: Role) {
     if let (Some(f), Some(p)) = (files.last_mut(), d.parts.iter().find(|p| p.role == role)) {
@@ -269,21 +279,30 @@ struct EarlierRun {
     written: Written,
 }
 
-fn earlier_run(folder: &Path, json_path: &Path) -> Earlier {
+fn earlier_run(folder: &Folder) -> Earlier {
     let read = || -> Option<EarlierRun> {
-        let json = fs::read_to_string(json_path).ok()?;
+        let mut json = String::new();
+        folder
+            .open_read(REPORT)
+            .ok()?
+            .read_to_string(&mut json)
+            .ok()?;
         let value: serde_json::Value = serde_json::from_str(&json).ok()?;
         let selection: Selection = serde_json::from_value(value.get("selection")?.clone()).ok()?;
         let files: Vec<WrittenFile> = serde_json::from_value(value.get("files")?.clone()).ok()?;
         // A crash before the data reached the disk shows as a file that
-        // is empty or short: the size is the check that catches it.
-        let intact = files
-            .iter()
-            .all(|f| fs::symlink_metadata(&f.path).is_ok_and(|m| m.is_file() && m.len() == f.size));
+        // is empty or short: the size is the check that catches it. The
+        // files are looked up in this folder by name, wherever the
+        // output folder was when they were written.
+        let intact = files.iter().all(|f| {
+            f.path
+                .file_name()
+                .is_some_and(|name| folder.file_size(name).ok() == Some(Some(f.size)))
+        });
         intact.then(|| EarlierRun {
             selection,
             written: Written {
-                folder: folder.to_path_buf(),
+                folder: folder.path.clone(),
                 files,
                 skipped: true,
                 json: json.trim_end().to_string(),
@@ -298,12 +317,13 @@ fn earlier_run(folder: &Path, json_path: &Path) -> Earlier {
 
 /// Removes what an interrupted run left in a message folder (files and
 /// links; a folder inside is not ours and stays).
-fn clear_folder(folder: &Path) -> Result<()> {
-    let entries = fs::read_dir(folder).map_err(|e| Error::writing(folder, e))?;
-    for e in entries {
-        let e = e.map_err(|e| Error::writing(folder, e))?;
-        if e.file_type().is_ok_and(|t| !t.is_dir()) {
-            fs::remove_file(e.path()).map_err(|err| Error::writing(&e.path(), err))?;
+fn clear_folder(folder: &Folder) -> Result<()> {
+    let fail = |e: io::Error| Error::writing(&folder.path, e);
+    for (name, is_dir) in folder.entries().map_err(fail)? {
+        if !is_dir {
+            folder
+                .remove(&name)
+                .map_err(|e| Error::writing(&folder.path.join(&name), e))?;
         }
     }
     Ok(())
@@ -318,35 +338,38 @@ pub fn sync_output(dir: &Path) -> Result<()> {
 
 /// Writes `message.json`, replacing an earlier one (ours) atomically; the
 /// same content is left alone.
-fn replace_report(folder: &Path, json_path: &Path, text: &[u8]) -> Result<()> {
-    match write_new(folder, "message.json", text) {
+fn replace_report(folder: &Folder, text: &[u8]) -> Result<()> {
+    let json_path = folder.path.join(REPORT);
+    match write_new(folder, REPORT, text) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if fs::read(json_path).is_ok_and(|old| old == text) {
+            let mut old = Vec::new();
+            if folder
+                .open_read(REPORT)
+                .and_then(|mut f| f.read_to_end(&mut old))
+                .is_ok()
+                && old == text
+            {
                 return Ok(());
             }
-            let tmp = TempFile {
-                path: folder.join(temp_name()),
-            };
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp.path)
-                .map_err(|e| Error::writing(&tmp.path, e))?;
-            f.write_all(text)
-                .map_err(|e| Error::writing(&tmp.path, e))?;
-            // rename replaces the directory entry itself, never a symlink's target.
-            fs::rename(&tmp.path, json_path).map_err(|e| Error::writing(json_path, e))
+            let tmp = write_temp(folder, text).map_err(|e| Error::writing(&json_path, e))?;
+            // rename replaces the directory entry itself, never a
+            // symlink's target.
+            folder
+                .rename(&tmp.name, REPORT)
+                .map_err(|e| Error::writing(&json_path, e))
         }
-        Err(e) => Err(Error::writing(json_path, e)),
+        Err(e) => Err(Error::writing(&json_path, e)),
     }
 }
 
 fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
+    // The folder the user named (a symlink there is theirs to follow).
+    let folder = Folder::open(dir).map_err(|e| Error::writing(dir, e))?;
     let mut claimed = HashSet::new();
     let mut files = Vec::new();
     for a in &d.attachments {
-        let f = place(dir, &a.file_name, &a.data, &mut claimed, true)?;
+        let f = place(&folder, &a.file_name, &a.data, &mut claimed, true)?;
         files.push(record(
             f,
             &a.part,
@@ -382,59 +405,49 @@ fn record(
     }
 }
 
-/// Puts `data` in `dir` under `name` or the first free numbered variant,
-/// reusing a file that already holds exactly these bytes (and was not
-/// claimed by this message already).
+/// Puts `data` in `folder` under `name` or the first free numbered
+/// variant, reusing a file that already holds exactly these bytes (and was
+/// not claimed by this message already).
 /// Returns the path and whether this call created the file.
 fn place(
-    dir: &Path,
+    folder: &Folder,
     name: &str,
     data: &[u8],
     claimed: &mut HashSet<String>,
     look_first: bool,
 ) -> Result<(PathBuf, bool)> {
     let name = sanitize_file_name(name, "file");
+    let holds_data = |candidate: &str| {
+        folder.file_size(candidate).ok() == Some(Some(data.len() as u64))
+            && same_content(folder, candidate, data).unwrap_or(false)
+    };
     for n in 0..100_000 {
         let candidate = numbered(&name, n);
         if claimed.contains(&candidate) {
             continue;
         }
-        let path = dir.join(&candidate);
+        let path = folder.path.join(&candidate);
         // Look before writing, so a re-run over existing files reads
         // them instead of writing everything again only to find the
         // name taken (a folder this run created needs no look).
-        let existing = if look_first {
-            fs::symlink_metadata(&path)
-        } else {
-            Err(io::Error::from(io::ErrorKind::NotFound))
-        };
-        match existing {
-            Ok(m) => {
-                if m.is_file()
-                    && m.len() == data.len() as u64
-                    && same_content(&path, data).unwrap_or(false)
-                {
+        if look_first {
+            match folder.file_size(&candidate) {
+                Ok(None) => {}
+                Ok(Some(_)) if holds_data(&candidate) => {
                     claimed.insert(candidate);
                     return Ok((path, false));
                 }
-                continue;
+                Ok(Some(_)) => continue,
+                Err(e) => return Err(Error::writing(&path, e)),
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::writing(&path, e)),
         }
-        match write_new(dir, &candidate, data) {
+        match write_new(folder, &candidate, data) {
             Ok(()) => {
                 claimed.insert(candidate);
                 return Ok((path, true));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if !look_first
-                    && fs::symlink_metadata(&path).is_ok_and(|m| {
-                        m.is_file()
-                            && m.len() == data.len() as u64
-                            && same_content(&path, data).unwrap_or(false)
-                    })
-                {
+                if !look_first && holds_data(&candidate) {
                     claimed.insert(candidate);
                     return Ok((path, false));
                 }
@@ -445,15 +458,13 @@ fn place(
     }
     Err(Error::new(
         ErrorKind::CannotCreate,
-        dir.join(&name).display().to_string(),
+        folder.path.join(&name).display().to_string(),
         "too many files of that name",
     ))
 }
 
-fn same_content(path: &Path, data: &[u8]) -> io::Result<bool> {
-    // O_NOFOLLOW is not needed: the caller saw a regular file, and a
-    // swapped-in symlink only makes us read, never write.
-    let mut f = File::open(path)?;
+fn same_content(folder: &Folder, name: &str, data: &[u8]) -> io::Result<bool> {
+    let mut f = folder.open_read(name)?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut offset = 0;
     loop {
@@ -471,21 +482,26 @@ fn same_content(path: &Path, data: &[u8]) -> io::Result<bool> {
 /// Removes temporary files a killed run left in `dir` (those whose
 /// process is gone); another live run's files are left alone.
 pub fn remove_stale_temps(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
+    if let Ok(folder) = Folder::open(dir) {
+        remove_stale_temps_in(&folder);
+    }
+}
+
+fn remove_stale_temps_in(folder: &Folder) {
+    let Ok(entries) = folder.entries() else {
         return;
     };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(rest) = name.to_str().and_then(|n| {
-            n.strip_prefix(".mail-dissect.tmp-")
-                .or_else(|| n.strip_prefix(".mail-dissect-probe-"))
-        }) else {
+    for (name, is_dir) in entries {
+        let Some(rest) = name
+            .strip_prefix(".mail-dissect.tmp-")
+            .or_else(|| name.strip_prefix(".mail-dissect-probe-"))
+        else {
             continue;
         };
         let pid = rest.split('-').next().unwrap_or("");
         let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
-        if !alive && e.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = fs::remove_file(e.path());
+        if !alive && !is_dir {
+            let _ = folder.remove(&name);
         }
     }
 }
@@ -499,39 +515,147 @@ fn temp_name() -> String {
     format!(".mail-dissect.tmp-{pid}-{n}")
 }
 
-/// Removes the temporary file unless it was committed.
-struct TempFile {
+/// A folder we write in, held open: every step below names files
+/// relative to this handle, never by a path that a swapped-in symlink
+/// could redirect.
+struct Folder {
+    handle: File,
+    /// For messages and the paths reported.
     path: PathBuf,
 }
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+impl Folder {
+    /// Opens `path`, following a symlink (a folder the user named).
+    fn open(path: &Path) -> io::Result<Folder> {
+        Self::open_with(path, OFlags::empty())
+    }
+
+    /// Opens `path`, which must be a real folder, not a symlink.
+    fn open_no_follow(path: &Path) -> io::Result<Folder> {
+        Self::open_with(path, OFlags::NOFOLLOW)
+    }
+
+    fn open_with(path: &Path, extra: OFlags) -> io::Result<Folder> {
+        let fd = rustix::fs::openat(
+            rustix::fs::CWD,
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | extra,
+            Mode::empty(),
+        )?;
+        Ok(Folder {
+            handle: File::from(fd),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Creates `name`, which must not exist (a symlink counts as
+    /// existing and is never followed).
+    fn create_new(&self, name: &str) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.handle,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens `name` for reading; a symlink is refused.
+    fn open_read(&self, name: impl AsRef<Path>) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.handle,
+            name.as_ref(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// The size of `name` when it is a regular file; None when there is
+    /// no such entry; Some(u64::MAX) for anything else (a symlink, a
+    /// folder), which matches no size.
+    fn file_size(&self, name: impl AsRef<Path>) -> io::Result<Option<u64>> {
+        match rustix::fs::statat(&self.handle, name.as_ref(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+                Ok(Some(u64::try_from(st.st_size).unwrap_or(u64::MAX)))
+            }
+            Ok(_) => Ok(Some(u64::MAX)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A second name for `from`; fails on any existing `to`.
+    fn link(&self, from: &str, to: &str) -> io::Result<()> {
+        Ok(rustix::fs::linkat(
+            &self.handle,
+            from,
+            &self.handle,
+            to,
+            AtFlags::empty(),
+        )?)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        Ok(rustix::fs::renameat(&self.handle, from, &self.handle, to)?)
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        Ok(rustix::fs::unlinkat(&self.handle, name, AtFlags::empty())?)
+    }
+
+    /// The names in the folder (UTF-8 ones: ours all are) and whether
+    /// each is a folder.
+    fn entries(&self) -> io::Result<Vec<(String, bool)>> {
+        let dir = rustix::fs::Dir::read_from(&self.handle)?;
+        let mut names = Vec::new();
+        for entry in dir {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if name != "." && name != ".." {
+                names.push((name.to_string(), entry.file_type() == FileType::Directory));
+            }
+        }
+        Ok(names)
     }
 }
 
-/// Writes `data` to `dir/name`, which must not exist: temporary file,
-/// hard link to the final name (fails on any existing name, symlinks
-/// included), remove the temporary name.
-fn write_new(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
-    let tmp = TempFile {
-        path: dir.join(temp_name()),
-    };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp.path)?;
+/// A temporary file in a folder, removed unless it was committed.
+struct TempFile<'f> {
+    folder: &'f Folder,
+    name: String,
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        let _ = self.folder.remove(&self.name);
+    }
+}
+
+/// `data` in a new temporary file of `folder`.
+fn write_temp<'f>(folder: &'f Folder, data: &[u8]) -> io::Result<TempFile<'f>> {
+    let name = temp_name();
+    let mut f = folder.create_new(&name)?;
+    let tmp = TempFile { folder, name };
     f.write_all(data)?;
-    drop(f);
-    let target = dir.join(name);
-    match fs::hard_link(&tmp.path, &target) {
+    Ok(tmp)
+}
+
+/// Writes `data` to `name` in `folder`, which must not exist: temporary
+/// file, hard link to the final name (fails on any existing name,
+/// symlinks included), remove the temporary name.
+fn write_new(folder: &Folder, name: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = write_temp(folder, data)?;
+    match folder.link(&tmp.name, name) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
         // File systems without hard links: a rename after a check, which
         // still never follows a symlink (rename replaces the entry).
-        Err(_) => match fs::symlink_metadata(&target) {
-            Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
-            Err(_) => fs::rename(&tmp.path, &target),
+        Err(_) => match folder.file_size(name)? {
+            Some(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            None => folder.rename(&tmp.name, name),
         },
     }
 }
@@ -664,5 +788,49 @@ mod tests {
         assert_eq!(fs::read(flat.join("a (1).pdf")).unwrap(), b"%PDF-x");
         // No temporary file is left behind.
         assert_eq!(listing(&flat), ["a (1).pdf", "a.pdf"]);
+    }
+
+    /// Another user of the output folder keeps swapping the message
+    /// folder for a symlink to somewhere else while messages are written:
+    /// nothing may ever land there.
+    #[test]
+    fn a_folder_swapped_for_a_symlink_mid_write_sends_nothing_elsewhere() {
+        use std::sync::atomic::AtomicBool;
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&out).unwrap();
+        fs::create_dir(&elsewhere).unwrap();
+        let d = dissect_bytes(MSG, &Options::default());
+        let folder = out.join(folder_name(&d));
+        let stop = AtomicBool::new(false);
+        let swaps = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let aside = tmp.path().join(format!("aside-{n}"));
+                    n += 1;
+                    if fs::rename(&folder, &aside).is_ok() {
+                        swaps.fetch_add(1, Ordering::Relaxed);
+                        let _ = std::os::unix::fs::symlink(&elsewhere, &folder);
+                        std::thread::yield_now();
+                        let _ = fs::remove_file(&folder);
+                    }
+                }
+            });
+            let start = std::time::Instant::now();
+            for i in 0.. {
+                // Refusals and failures are fine; writing elsewhere is not.
+                let _ = write_dissection(&d, Target::PerMessage(&out));
+                let raced = swaps.load(Ordering::Relaxed) >= 50;
+                if (i >= 400 && raced) || start.elapsed().as_secs() >= 10 {
+                    break;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert!(swaps.load(Ordering::Relaxed) > 0, "the race never happened");
+        assert_eq!(listing(&elsewhere), Vec::<String>::new());
     }
 }
