@@ -162,35 +162,16 @@ fn decode_base64_counted(input: &[u8]) -> (Vec<u8>, Base64Stats) {
         if n == 0 {
             // Fast path: eight valid characters at a time, then four (a
             // 76-character line is nine eights and a four).
-            while let Some(chunk) = input.get(i..i + 8) {
-                let mut v: u64 = 0;
-                let mut bad = 0u8;
-                for &c in chunk {
-                    let x = BASE64[usize::from(c)];
-                    bad |= x;
-                    v = (v << 6) | u64::from(x & 63);
-                }
-                if bad >= 64 {
-                    break;
-                }
+            while let Some(v) = pack::<8>(input, i) {
                 out[o..o + 8].copy_from_slice(&(v << 16).to_be_bytes());
                 o += 6;
                 i += 8;
             }
-            if let Some(chunk) = input.get(i..i + 4) {
-                let mut v: u32 = 0;
-                let mut bad = 0u8;
-                for &c in chunk {
-                    let x = BASE64[usize::from(c)];
-                    bad |= x;
-                    v = (v << 6) | u32::from(x & 63);
-                }
-                if bad < 64 {
-                    out[o..o + 4].copy_from_slice(&(v << 8).to_be_bytes());
-                    o += 3;
-                    i += 4;
-                    continue;
-                }
+            if let Some(v) = pack::<4>(input, i) {
+                out[o..o + 8].copy_from_slice(&(v << 40).to_be_bytes());
+                o += 3;
+                i += 4;
+                continue;
             }
             if i >= input.len() {
                 break;
@@ -233,6 +214,20 @@ fn decode_base64_counted(input: &[u8]) -> (Vec<u8>, Base64Stats) {
         missing_padding,
     };
     (out, stats)
+}
+
+/// The 6-bit values of the `N` characters at `at` side by side, or None
+/// when one of them is not a base64 digit (or the input ends first).
+fn pack<const N: usize>(input: &[u8], at: usize) -> Option<u64> {
+    let chunk: &[u8; N] = input.get(at..at + N)?.try_into().ok()?;
+    let mut v: u64 = 0;
+    let mut bad = 0u8;
+    for &c in chunk {
+        let x = BASE64[usize::from(c)];
+        bad |= x;
+        v = (v << 6) | u64::from(x & 63);
+    }
+    (bad < 64).then_some(v)
 }
 
 /// Writes what a partial group of `n` characters holds; returns how many
