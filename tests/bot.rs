@@ -600,3 +600,43 @@ fn a_rule_command_may_use_notmuch_itself() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(home.notmuch(&["count", "tag:touched"]).trim(), "1");
 }
+
+/// Every subcommand's --help ends with examples and the exit codes it
+/// uses (probe: the monitoring plugins' 0-3), and the examples that need
+/// no server work as written on the embedded default.
+#[test]
+fn subcommand_help_has_examples_and_its_exit_codes() {
+    let home = Home::new();
+    for sub in ["run", "watch", "selftest", "probe"] {
+        let out = home.bot(&[sub, "--help"], None);
+        assert_eq!(out.status.code(), Some(0), "{sub} --help");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let examples = help
+            .split_once("Examples:\n")
+            .map(|(_, rest)| rest)
+            .unwrap_or_else(|| panic!("{sub} --help has no examples:\n{help}"));
+        assert!(
+            examples.contains(&format!(" {sub}")),
+            "{sub} --help: no example uses {sub}:\n{examples}"
+        );
+        let suite_table = help.contains("75  temporary");
+        let probe_table = help.contains("2  CRITICAL");
+        assert_eq!(
+            (suite_table, probe_table),
+            (sub != "probe", sub == "probe"),
+            "{sub} --help: wrong exit table:\n{help}"
+        );
+    }
+    for example in [
+        &["run", "--dry-run", "-v"][..],
+        &["run", "--no-sync", "--json"],
+    ] {
+        let out = home.bot(example, None);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "mail-bot {example:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -45,6 +45,52 @@ const EXAMPLES: &str = "  mail-bot selftest
   */5 * * * * mail-bot run
       The crontab line: overlapping runs exit 75 quietly.";
 
+const RUN_EXAMPLES: &str = "  mail-bot run
+      One pass: sync every account, index the new messages, run the
+      rules' actions on each message once. Silent when all went well.
+  mail-bot run --dry-run -v
+      Which rule would act on which message; nothing is done or recorded.
+  mail-bot run --no-sync --json
+      Only what is in the local maildirs; one JSON object per account.
+  */5 * * * * mail-bot run
+      The crontab line: a run that finds another one going exits 75
+      quietly.";
+
+const WATCH_EXAMPLES: &str = "  mail-bot watch
+      Acts on new mail as it arrives: IMAP IDLE for an account with a
+      server, a look at a local-only maildir every second.
+  mail-bot --account school watch -v
+      One account, each step on stderr.
+  mail-bot watch --interval 10
+      A local-only maildir looked at every 10 seconds.";
+
+const SELFTEST_EXAMPLES: &str = "  mail-bot selftest
+      With no configuration: a generated PDF goes into the local maildir
+      and comes back through index and dissect, checked by its sha256.
+  mail-bot --account school selftest --wait poll
+      Through the account's SMTP and IMAP servers; prints the round trip.
+  mail-bot selftest --file invoice.pdf --json
+      Your own file; one JSON object with every step's timing.";
+
+const PROBE_EXAMPLES: &str = "  mail-bot --account school probe --warning 30 --critical 120
+      OK when the file comes back within 30 s, WARNING within 120 s,
+      CRITICAL later or never.
+  mail-bot probe --timeout 20
+      The embedded default, giving up after 20 seconds.";
+
+/// The exit codes of `probe`, which follow the monitoring plugins'
+/// convention rather than the suite's table.
+const PROBE_STATUS: &str = "Exit status:
+    0  OK: the file came back intact within --warning seconds
+    1  WARNING: it came back, slower than --warning
+    2  CRITICAL: slower than --critical, not back, or not intact
+    3  UNKNOWN: the test could not run (configuration)
+   64  usage error on the command line";
+
+fn probe_help() -> String {
+    format!("Examples:\n{PROBE_EXAMPLES}\n\n{PROBE_STATUS}")
+}
+
 /// The whole mail-processing loop: sync, index, match rules, act — once
 /// per message.
 #[derive(Debug, Parser)]
@@ -65,6 +111,7 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// One pass over every account (for cron).
+    #[command(after_help = after_help(RUN_EXAMPLES))]
     Run {
         /// Say what would be done; do nothing and record nothing.
         #[arg(long)]
@@ -78,12 +125,14 @@ enum Cmd {
     },
     /// Stay running: act on new mail as it arrives (IMAP IDLE; the local
     /// maildir is looked at every --interval seconds).
+    #[command(after_help = after_help(WATCH_EXAMPLES))]
     Watch {
         /// Seconds between looks at a local-only maildir.
         #[arg(long, default_value_t = 1.0, value_name = "SECS")]
         interval: f64,
     },
     /// Send a file to yourself, wait for it, dissect it, check it.
+    #[command(after_help = after_help(SELFTEST_EXAMPLES))]
     Selftest {
         #[command(flatten)]
         test: TestArgs,
@@ -93,6 +142,7 @@ enum Cmd {
     },
     /// The selftest as a monitoring check: one status line, exit 0 OK,
     /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    #[command(after_help = probe_help())]
     Probe {
         #[command(flatten)]
         test: TestArgs,
