@@ -157,7 +157,64 @@ fn the_loop_through_postfix_and_dovecot() {
     a_second_run_started_while_one_works_exits_75(&rig);
     the_sent_copy_and_the_received_copy_are_two_messages(&rig);
     watch_acts_on_new_mail_within_seconds(&rig);
+    moving_every_message_out_of_inbox_fetches_none_again(&rig);
     wrong_password_is_77_and_an_unknown_ca_is_76(&rig);
+}
+
+/// Local files of a maildir folder.
+fn local_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = ["new", "cur"]
+        .iter()
+        .flat_map(|sub| {
+            fs::read_dir(folder.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// A rule moves every INBOX message into a local Archive: the next run's
+/// sync must not take the empty INBOX for one emptied by hand and fetch
+/// everything again, and nothing is expunged on the server.
+fn moving_every_message_out_of_inbox_fetches_none_again(rig: &Rig) {
+    let tag = token("move-all");
+    send(rig, &tag);
+    let bot = Bot::new(rig, "[[rule]]\nfolder = \"INBOX\"\nmove = \"Archive\"\n");
+    let on_server = local_files(&rig.maildirs[0]).len();
+    let out = bot.run(&["run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let maildir = bot.path().join("maildir");
+    let archived = local_files(&maildir.join("Archive"));
+    assert_eq!(local_files(&maildir.join("INBOX")), Vec::<PathBuf>::new());
+    assert_eq!(archived.len(), on_server, "every INBOX message archived");
+    for f in &archived {
+        let name = f.file_name().unwrap().to_string_lossy();
+        assert!(
+            !name.contains(",U="),
+            "{name}: a moved file keeps no UID of the folder it left"
+        );
+    }
+    for round in 0..2 {
+        let out = bot.run(&["run", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        assert_eq!(
+            local_files(&maildir.join("INBOX")),
+            Vec::<PathBuf>::new(),
+            "run {round}: INBOX fetched again"
+        );
+        assert_eq!(local_files(&maildir.join("Archive")), archived);
+        let report = &json(&out)[0];
+        assert_eq!(report["acted"].as_array().unwrap().len(), 0, "{report}");
+    }
+    assert_eq!(
+        server_count(rig, "", &tag),
+        1,
+        "the server keeps the message"
+    );
 }
 
 fn selftest_round_trips_a_pdf_by_polling_and_by_idle(rig: &Rig) {

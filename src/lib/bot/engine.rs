@@ -759,17 +759,28 @@ impl Worker<'_> {
             .and_then(|n| n.to_str())
             .filter(|n| *n == "new")
             .unwrap_or("cur");
-        let name = path.file_name().ok_or_else(|| {
+        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
             Error::new(
                 ErrorKind::BadInput,
                 path.display().to_string(),
-                "no file name",
+                "no file name (or not UTF-8)",
             )
         })?;
-        let dest = target.path().join(sub).join(name);
-        if dest == path {
-            return Ok(dest);
+        let source = path.parent().and_then(Path::parent);
+        if source == Some(target.path()) {
+            return Ok(path.to_path_buf());
         }
+        // The server UID and size fields belong to the folder the file
+        // came from: in another folder the message is a local one of its
+        // own (which `mail-sync --push` would upload there).
+        let mut fields = sync::names::Unique::parse(unique);
+        let uid = fields.uid.take().filter(|u| *u > 0);
+        fields.size = None;
+        let dest_name = match name.strip_prefix(unique) {
+            Some(rest) => format!("{}{rest}", fields.render()),
+            None => name.to_string(),
+        };
+        let dest = target.path().join(sub).join(dest_name);
         if dest.exists() {
             return Err(Error::new(
                 ErrorKind::CannotCreate,
@@ -787,6 +798,19 @@ impl Worker<'_> {
         let index = self.index()?;
         index.add(std::slice::from_ref(&dest))?;
         index.forget(&[path.to_path_buf()])?;
+        // Tell the sync state the message left on purpose, so the next
+        // sync neither fetches it again (not even when every message of
+        // the folder moved) nor expunges it on the server.
+        if let (Some(uid), Some(source)) = (uid, source) {
+            match sync::state::record_moved_out(&self.account.maildir, source, uid) {
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    "{}: moved, but not recorded for mail-sync ({e}); if its folder is \
+                     now empty, the next sync fetches the folder again",
+                    path.display()
+                ),
+            }
+        }
         Ok(dest)
     }
 }

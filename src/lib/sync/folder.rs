@@ -52,7 +52,15 @@ pub(super) fn sync_folder(
             None
         }
     };
-    let loaded = loaded.filter(|s| s.folder == mailbox.name && s.local == rel);
+    let mut loaded = loaded.filter(|s| s.folder == mailbox.name && s.local == rel);
+    // Messages mail-bot moved out of the folder on purpose are deletions
+    // on this side, however few files are left.
+    if let Some(st) = loaded.as_mut() {
+        let moved = state::apply_moved_out(st, &state::read_moved_out(&options.maildir));
+        if moved > 0 {
+            tracing::debug!("{}: {moved} messages were moved out", local.display());
+        }
+    }
     let files = local::scan(local)?;
     if options.layout == Layout::MaildirPlusPlus && local != options.maildir {
         let marker = local.join("maildirfolder");

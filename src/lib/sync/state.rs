@@ -240,12 +240,18 @@ pub fn load(path: &Path) -> std::result::Result<Option<FolderState>, String> {
 /// Writes a folder's state atomically: a temporary file, fsync, rename
 /// over the old one, fsync of the folder.
 pub fn save(path: &Path, state: &FolderState) -> Result<()> {
+    write_atomically(path, state.render().as_bytes())
+}
+
+fn write_atomically(path: &Path, text: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::DirBuilder::new()
         .recursive(true)
         .create(dir)
         .map_err(|e| Error::writing(dir, e))?;
-    let tmp = path.with_extension("state.tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let write = || -> io::Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
@@ -253,7 +259,7 @@ pub fn save(path: &Path, state: &FolderState) -> Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(state.render().as_bytes())?;
+        f.write_all(text)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
@@ -262,6 +268,131 @@ pub fn save(path: &Path, state: &FolderState) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         Error::io(ErrorKind::CannotCreate, path.display().to_string(), e)
     })
+}
+
+/// A message moved out of a synced local folder on purpose (mail-bot's
+/// `move`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedOut {
+    /// The local folder it left, relative to the maildir (as
+    /// [`FolderState::local`]).
+    pub local: String,
+    /// The UIDVALIDITY its UID belongs to.
+    pub uidvalidity: u32,
+    /// Its UID in that folder.
+    pub uid: u32,
+}
+
+/// `DIR/.mailbot/sync/moved-out`: the messages moved out of synced local
+/// folders on purpose, one per line, `uidvalidity uid "local"`. mail-bot
+/// writes it (under its own lock); each folder sync reads it and takes
+/// them for deletions on this side: never fetched again, not even when
+/// the folder is now empty, and never expunged on the server.
+pub fn moved_out_path(maildir: &Path) -> PathBuf {
+    state_dir(maildir).join("moved-out")
+}
+
+/// The records of [`moved_out_path`]; a line that does not parse is
+/// skipped.
+pub fn read_moved_out(maildir: &Path) -> Vec<MovedOut> {
+    let Ok(text) = fs::read_to_string(moved_out_path(maildir)) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ' ');
+            Some(MovedOut {
+                uidvalidity: fields.next()?.parse().ok()?,
+                uid: fields.next()?.parse().ok()?,
+                local: serde_json::from_str(fields.next()?).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Marks in `st` the messages moved out of its folder as deleted on this
+/// side; returns how many were not marked yet.
+pub fn apply_moved_out(st: &mut FolderState, moved: &[MovedOut]) -> usize {
+    let mut marked = 0;
+    for m in moved {
+        if m.local == st.local
+            && m.uidvalidity == st.uidvalidity
+            && let Some(bits) = st.messages.get_mut(&m.uid)
+            && *bits & DELETED_HERE == 0
+        {
+            *bits |= DELETED_HERE;
+            marked += 1;
+        }
+    }
+    marked
+}
+
+/// The states of every synced folder of `maildir` (unreadable ones left
+/// out).
+fn all_states(maildir: &Path) -> Vec<FolderState> {
+    let Ok(entries) = fs::read_dir(state_dir(maildir)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "state"))
+        .filter_map(|p| load(&p).ok().flatten())
+        .collect()
+}
+
+/// Records that the message with `uid` left the synced local folder
+/// `local` on purpose (see [`moved_out_path`]). Nothing is recorded when
+/// no sync state lists that UID for the folder (nothing syncs it, so
+/// nothing would fetch it again); records the states already carry are
+/// dropped on the way, so the file stays small. Returns whether a record
+/// was written.
+pub fn record_moved_out(maildir: &Path, local: &Path, uid: u32) -> Result<bool> {
+    let rel = local
+        .strip_prefix(maildir)
+        .unwrap_or(local)
+        .to_string_lossy()
+        .into_owned();
+    let states = all_states(maildir);
+    let Some(st) = states
+        .iter()
+        .find(|st| st.local == rel && st.messages.contains_key(&uid))
+    else {
+        return Ok(false);
+    };
+    let new = MovedOut {
+        local: rel,
+        uidvalidity: st.uidvalidity,
+        uid,
+    };
+    // Still to be seen by a sync: its folder's state lists the UID under
+    // the same UIDVALIDITY and not yet as deleted here.
+    let pending = |m: &MovedOut| {
+        states.iter().any(|st| {
+            st.local == m.local
+                && st.uidvalidity == m.uidvalidity
+                && st
+                    .messages
+                    .get(&m.uid)
+                    .is_some_and(|b| b & DELETED_HERE == 0)
+        })
+    };
+    let mut records: Vec<MovedOut> = read_moved_out(maildir)
+        .into_iter()
+        .filter(|m| pending(m) && *m != new)
+        .collect();
+    records.push(new);
+    let mut text = String::new();
+    for m in &records {
+        text.push_str(&format!(
+            "{} {} {}\n",
+            m.uidvalidity,
+            m.uid,
+            json_string(&m.local)
+        ));
+    }
+    write_atomically(&moved_out_path(maildir), text.as_bytes())?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -348,5 +479,57 @@ mod tests {
         let long = "x".repeat(300);
         let p = state_path(root, &long);
         assert!(p.file_name().unwrap().len() < 100);
+    }
+
+    #[test]
+    fn moved_out_records_mark_deletions_and_are_dropped_once_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path();
+        let mut inbox = FolderState {
+            folder: "INBOX".into(),
+            local: "INBOX".into(),
+            uidvalidity: 7,
+            uidnext: 4,
+            ..FolderState::default()
+        };
+        for uid in 1..4 {
+            inbox.messages.insert(uid, bits_from_letters("S"));
+        }
+        let path = state_path(maildir, "INBOX");
+        save(&path, &inbox).unwrap();
+        let local = maildir.join("INBOX");
+        // No state lists the folder or the UID: nothing to record.
+        assert!(!record_moved_out(maildir, &maildir.join("Other"), 1).unwrap());
+        assert!(!record_moved_out(maildir, &local, 9).unwrap());
+        assert!(read_moved_out(maildir).is_empty());
+        assert!(record_moved_out(maildir, &local, 1).unwrap());
+        assert!(record_moved_out(maildir, &local, 2).unwrap());
+        assert!(record_moved_out(maildir, &local, 2).unwrap());
+        let moved = read_moved_out(maildir);
+        assert_eq!(
+            moved.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [1, 2],
+            "one record per message"
+        );
+        // Another UIDVALIDITY: the records are not for this state.
+        let mut other = inbox.clone();
+        other.uidvalidity = 8;
+        assert_eq!(apply_moved_out(&mut other, &moved), 0);
+        // A sync applies them and saves the state...
+        assert_eq!(apply_moved_out(&mut inbox, &moved), 2);
+        assert_eq!(apply_moved_out(&mut inbox, &moved), 0);
+        assert_eq!(inbox.messages[&1] & DELETED_HERE, DELETED_HERE);
+        assert_eq!(inbox.messages[&3] & DELETED_HERE, 0);
+        save(&path, &inbox).unwrap();
+        // ...and the next record drops the ones the state now carries.
+        assert!(record_moved_out(maildir, &local, 3).unwrap());
+        assert_eq!(
+            read_moved_out(maildir),
+            [MovedOut {
+                local: "INBOX".into(),
+                uidvalidity: 7,
+                uid: 3
+            }]
+        );
     }
 }
