@@ -694,48 +694,15 @@ pub fn sniff_type(data: &[u8], file_name: &str) -> String {
             .first()
             .map(|m| m.essence_str().to_string())
     };
-    let magic: Option<&str> = if data.starts_with(b"%PDF-") {
-        Some("application/pdf")
-    } else if data.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("image/png")
-    } else if data.starts_with(b"\xff\xd8\xff") {
-        Some("image/jpeg")
-    } else if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
-        Some("image/gif")
-    } else if data.len() > 12 && data.starts_with(b"RIFF") && &data[8..12] == b"WEBP" {
-        Some("image/webp")
-    } else if data.starts_with(b"II*\0") || data.starts_with(b"MM\0*") {
-        Some("image/tiff")
-    } else if data.starts_with(b"\x1f\x8b") {
-        Some("application/gzip")
-    } else if data.starts_with(b"BZh") && data.len() > 3 && data[3].is_ascii_digit() {
-        Some("application/x-bzip2")
-    } else if data.starts_with(b"\xfd7zXZ\0") {
-        Some("application/x-xz")
-    } else if data.starts_with(b"7z\xbc\xaf\x27\x1c") {
-        Some("application/x-7z-compressed")
-    } else if data.starts_with(b"%!PS") {
-        Some("application/postscript")
-    } else if data.starts_with(b"{\\rtf") {
-        Some("application/rtf")
-    } else if data.starts_with(b"OggS") {
-        Some("audio/ogg")
-    } else if data.starts_with(b"ID3") {
-        Some("audio/mpeg")
-    } else if data.len() > 12 && &data[4..8] == b"ftyp" {
-        Some("video/mp4")
-    } else if data.starts_with(b"PK\x03\x04") {
-        // docx, xlsx, odt, epub, jar ... are all ZIP files: the
-        // extension tells them apart; a ZIP it is in any case.
-        return match by_ext() {
+    match crate::dissect::sniff(data) {
+        // Containers the first bytes cannot name further (a jar or an
+        // epub is a ZIP, an old .doc or .xls an OLE file): the extension
+        // tells them apart; the container it is in any case.
+        Some(container @ ("application/zip" | "application/x-ole-storage")) => match by_ext() {
             Some(t) if t != "application/octet-stream" && !t.starts_with("text/") => t,
-            _ => "application/zip".into(),
-        };
-    } else {
-        None
-    };
-    match magic {
-        Some(t) => t.to_string(),
+            _ => container.into(),
+        },
+        Some(t) => t.into(),
         None => by_ext().unwrap_or_else(|| "application/octet-stream".into()),
     }
 }
@@ -1433,7 +1400,7 @@ mod tests {
 
     #[test]
     fn types_by_magic_then_extension() {
-        let cases: [(&[u8], &str, &str); 12] = [
+        let cases: [(&[u8], &str, &str); 18] = [
             (b"%PDF-1.4\n", "scan", "application/pdf"),
             (b"%PDF-1.4\n", "x.txt", "application/pdf"),
             (b"\x89PNG\r\n\x1a\n....", "logo", "image/png"),
@@ -1451,6 +1418,20 @@ mod tests {
                 "b.odt",
                 "application/vnd.oasis.opendocument.text",
             ),
+            (b"PK\x03\x04....", "app.jar", "application/java-archive"),
+            (
+                b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1....",
+                "old.doc",
+                "application/msword",
+            ),
+            (
+                b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1....",
+                "old",
+                "application/x-ole-storage",
+            ),
+            (b"BZh91AY&SY", "a.tar.bz2", "application/x-bzip2"),
+            (b"\xFD7zXZ\0...", "a", "application/x-xz"),
+            (b"BEGIN:VCALENDAR\r\n", "invite", "text/calendar"),
             (b"hello", "notes.txt", "text/plain"),
             (b"hello", "data", "application/octet-stream"),
             (b"\x00\x01", "x.csv", "text/csv"),

@@ -32,6 +32,16 @@ pub fn sniff(data: &[u8]) -> Option<&'static str> {
         "application/postscript"
     } else if starts(b"\x1F\x8B") {
         "application/gzip"
+    } else if starts(b"BZh") && data.get(3).is_some_and(u8::is_ascii_digit) {
+        "application/x-bzip2"
+    } else if starts(b"\xFD7zXZ\0") {
+        "application/x-xz"
+    } else if starts(b"OggS") {
+        "audio/ogg"
+    } else if starts(b"ID3") {
+        "audio/mpeg"
+    } else if data.len() > 12 && data.get(4..8) == Some(b"ftyp") {
+        "video/mp4"
     } else if starts(b"Rar!\x1A\x07") {
         "application/vnd.rar"
     } else if starts(b"7z\xBC\xAF\x27\x1C") {
