@@ -341,8 +341,7 @@ impl Run<'_> {
             return self.out.flush().context("stdout");
         }
         let total = items.len();
-        let sized: Vec<(u64, Item)> = items.into_iter().map(|i| (i.size(), i)).collect();
-        let queue = std::sync::Mutex::new(sized.into_iter().enumerate());
+        let queue = std::sync::Mutex::new(items.into_iter().enumerate());
         let window = Window::default();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|s| {
@@ -352,11 +351,24 @@ impl Run<'_> {
                 s.spawn(move || {
                     while !window.is_closed() {
                         let next = queue.lock().map(|mut q| q.next()).ok().flatten();
-                        let Some((index, (size, item))) = next else {
+                        let Some((index, item)) = next else {
                             break;
                         };
+                        // Looked up here, not for all inputs up front:
+                        // output starts at once even for a huge maildir.
+                        let size = item.size();
                         window.enter(index, size);
-                        if tx.send((index, size, one(item))).is_err() {
+                        // A panic (a bug) fails this message only: a worker
+                        // that died would leave the others waiting for it.
+                        let name = item.name();
+                        let done =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| one(item)))
+                                .unwrap_or_else(|_| {
+                                    let e =
+                                        anyhow::anyhow!("internal error: the dissector panicked");
+                                    (name, Err(e))
+                                });
+                        if tx.send((index, size, done)).is_err() {
                             break;
                         }
                     }
