@@ -3,12 +3,13 @@
 //! Thin: flags → a checked plan → `mailbot::dissect` per message (on all
 //! cores, output in input order) → paths, JSON or commands on stdout.
 
-use std::io::{self, Read};
+use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use mailbot::cli::{self, LogArgs, PathOutput, after_help, finish, parse_args};
 use mailbot::dissect::{self, Options, Target, Written};
@@ -129,6 +130,8 @@ struct Plan {
     output: Output,
     exec: Option<String>,
     sync: bool,
+    /// A progress bar on stderr (a terminal) while stdout goes elsewhere.
+    progress: bool,
 }
 
 impl Args {
@@ -199,6 +202,10 @@ impl Args {
             output,
             exec: self.exec,
             sync: self.sync,
+            progress: self.log.verbose == 0
+                && !self.log.quiet
+                && io::stderr().is_terminal()
+                && !io::stdout().is_terminal(),
         })
     }
 }
@@ -247,6 +254,7 @@ fn run(plan: Plan) -> anyhow::Result<Exit> {
         messages: 0,
         files: 0,
         skipped: 0,
+        bar: None,
     };
     let items = run.expand_all(&plan.inputs);
     prepare_output(&plan.target, plan.flat)?;
@@ -292,6 +300,8 @@ struct Run<'p> {
     messages: usize,
     files: usize,
     skipped: usize,
+    /// Shown while many messages are dissected (see `Plan::progress`).
+    bar: Option<ProgressBar>,
 }
 
 impl Run<'_> {
@@ -341,6 +351,14 @@ impl Run<'_> {
             return self.out.flush().context("stdout");
         }
         let total = items.len();
+        if plan.progress {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("dissecting {wide_bar} {pos}/{len} messages {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            self.bar = Some(bar);
+        }
         let queue = std::sync::Mutex::new(items.into_iter().enumerate());
         let window = Window::default();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -384,6 +402,9 @@ impl Run<'_> {
                     waiting.insert(index, (size, result));
                     while let Some((size, (name, result))) = waiting.remove(&next) {
                         self.finish(name, result)?;
+                        if let Some(bar) = &self.bar {
+                            bar.inc(1);
+                        }
                         next += 1;
                         window.leave(next, size);
                     }
@@ -394,6 +415,9 @@ impl Run<'_> {
                 self.out.flush().context("stdout")
             };
             let reported = report();
+            if let Some(bar) = self.bar.take() {
+                bar.finish_and_clear();
+            }
             if reported.is_err() {
                 // Workers stop at their next message.
                 window.close();
@@ -415,7 +439,7 @@ impl Run<'_> {
             Ok(w) => self.done(&w),
             Err(e) => {
                 let e = e.context(name);
-                cli::report(PROGRAM, &e);
+                self.report(&e);
                 let code = if mailbot::exit::exit_for(e.as_ref()) == Exit::CantCreate {
                     Exit::CantCreate
                 } else {
@@ -436,6 +460,14 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// One error line on stderr, around the progress bar if one is shown.
+    fn report(&self, e: &anyhow::Error) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| cli::report(PROGRAM, e)),
+            None => cli::report(PROGRAM, e),
+        }
+    }
+
     /// Reports a message done and runs `--exec` on its new files.
     fn done(&mut self, w: &Written) -> anyhow::Result<()> {
         self.messages += 1;
@@ -451,7 +483,7 @@ impl Run<'_> {
                 .filter(|f| f.role == "attachment" && f.created);
             for f in fresh {
                 if let Err(e) = run_command(t, &f.path) {
-                    cli::report(PROGRAM, &e);
+                    self.report(&e);
                     self.status = self.status.worse(Exit::Partial);
                 }
             }
