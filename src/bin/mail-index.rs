@@ -39,6 +39,33 @@ const EXAMPLES: &str = "  mail-index --maildir ~/Mail new
       The same database through the notmuch CLI (and emacs, neomutt), given
       database.path=~/Mail in ~/.notmuch-config.";
 
+const NEW_EXAMPLES: &str = "  mail-index --maildir ~/Mail new
+      Index what is new in ~/Mail (the database is ~/Mail/.notmuch), drop
+      what is gone; silent unless -v or something failed.
+  mail-index --maildir ~/Mail new --tag inbox --tag unread
+      New messages get these tags instead of `new`.";
+
+const ADD_EXAMPLES: &str = "  mail-sync --account school | mail-index add --stdin
+      Index exactly the files mail-sync fetched, no scan.
+  find ~/Mail/INBOX/new -type f -print0 | mail-index --maildir ~/Mail add --stdin -0
+  mail-index --maildir ~/Mail add ~/Mail/INBOX/new/1700000000.M1P2Q3.host";
+
+const SEARCH_EXAMPLES: &str =
+    "  mail-index search --output files 'tag:new and attachment:pdf' | mail-dissect --stdin --pdf
+      The files of new messages with a PDF, dissected.
+  mail-index search --output json from:alice@example.org
+      One JSON object per message: id, thread, files, tags, date, from, subject.
+  mail-index search --output messages date:yesterday..";
+
+const TAG_EXAMPLES: &str = "  mail-index tag +done -new -- 'tag:new and from:billing@example.com'
+      Tag changes, then the query after --.
+  mail-index tag +flagged -- id:1234@example.org
+      With flag sync (the default), the file is renamed to :2,F too.";
+
+const COUNT_EXAMPLES: &str = "  mail-index count tag:unread
+  mail-index count
+      Every message in the database.";
+
 /// The notmuch index of a maildir: scan it, index given files, search,
 /// count and tag with notmuch queries. The database is MAILDIR/.notmuch,
 /// the one the notmuch CLI, emacs and neomutt read.
@@ -78,12 +105,14 @@ struct Args {
 enum Command {
     /// Index new files under the maildir and drop the ones that are gone,
     /// as `notmuch new` does (renamed files keep their tags).
+    #[command(after_help = after_help(NEW_EXAMPLES))]
     New {
         /// Print a JSON summary on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Index exactly these files, no scan. Silent on success.
+    #[command(after_help = after_help(ADD_EXAMPLES))]
     Add {
         /// Message files.
         #[arg(value_name = "PATH")]
@@ -97,6 +126,7 @@ enum Command {
         null: bool,
     },
     /// Print the messages matching a notmuch query, newest first.
+    #[command(after_help = after_help(SEARCH_EXAMPLES))]
     Search {
         /// The query (notmuch's syntax; words are joined with spaces).
         #[arg(value_name = "QUERY", required = true, allow_hyphen_values = true)]
@@ -110,6 +140,7 @@ enum Command {
     },
     /// Add (+tag) and remove (-tag) tags on the messages matching a query:
     /// `tag +a -b -- QUERY`. With flag sync, files are renamed to match.
+    #[command(after_help = after_help(TAG_EXAMPLES))]
     Tag {
         /// Tag changes, then `--` and the query.
         #[arg(
@@ -121,6 +152,7 @@ enum Command {
         words: Vec<String>,
     },
     /// Print how many messages match a notmuch query [default: all].
+    #[command(after_help = after_help(COUNT_EXAMPLES))]
     Count {
         /// The query.
         #[arg(value_name = "QUERY", allow_hyphen_values = true)]

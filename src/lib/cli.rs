@@ -258,12 +258,24 @@ pub fn parse_args<T: Parser>() -> std::result::Result<T, ExitCode> {
 }
 
 /// [`parse_args`] over explicit arguments.
+///
+/// Two hidden forms serve packagers (`scripts/gen-docs` uses them):
+/// `PROG --generate-man DIR` writes the man pages (one per subcommand
+/// too) into DIR, and `PROG --generate-completion SHELL` prints the
+/// completion script for bash, zsh, fish, elvish or powershell.
 pub fn parse_args_from<T, I>(args: I) -> std::result::Result<T, ExitCode>
 where
     T: Parser,
     I: IntoIterator,
     I::Item: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if let [_, flag, value] = args.as_slice()
+        && let Some(flag) = flag.to_str()
+        && flag.starts_with("--generate-")
+    {
+        return Err(generate::<T>(flag, value));
+    }
     match T::try_parse_from(args) {
         Ok(t) => Ok(t),
         Err(e) => {
@@ -274,6 +286,49 @@ where
             };
             let _ = e.print();
             Err(code.into())
+        }
+    }
+}
+
+/// Writes man pages or a completion script (see [`parse_args_from`]).
+fn generate<T: Parser>(flag: &str, value: &std::ffi::OsStr) -> ExitCode {
+    let mut cmd = T::command();
+    let name = cmd.get_name().to_string();
+    let outcome: std::result::Result<(), (Exit, String)> = match flag {
+        "--generate-man" => {
+            let dir = Path::new(value);
+            std::fs::create_dir_all(dir)
+                .and_then(|()| clap_mangen::generate_to(cmd, dir))
+                .map_err(|e| (Exit::CantCreate, format!("{}: {e}", dir.display())))
+        }
+        "--generate-completion" => {
+            let shell = value
+                .to_str()
+                .and_then(|v| v.parse::<clap_complete::Shell>().ok());
+            match shell {
+                Some(shell) => {
+                    clap_complete::generate(shell, &mut cmd, &name, &mut io::stdout());
+                    Ok(())
+                }
+                None => Err((
+                    Exit::Usage,
+                    format!(
+                        "{}: not a shell this knows (bash, zsh, fish, elvish, powershell)",
+                        value.to_string_lossy()
+                    ),
+                )),
+            }
+        }
+        other => Err((
+            Exit::Usage,
+            format!("{other}: unknown (--generate-man DIR, --generate-completion SHELL)"),
+        )),
+    };
+    match outcome {
+        Ok(()) => Exit::Ok.into(),
+        Err((code, message)) => {
+            let _ = writeln!(io::stderr().lock(), "{name}: {message}");
+            code.into()
         }
     }
 }
