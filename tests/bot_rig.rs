@@ -215,6 +215,43 @@ fn moving_every_message_out_of_inbox_fetches_none_again(rig: &Rig) {
         1,
         "the server keeps the message"
     );
+
+    // The same under `watch`, where the watcher holds the sync lock while
+    // the rules run: each new message is moved, and the next one's sync
+    // (which finds INBOX empty again) fetches only that one.
+    let mut child = bot
+        .command(&["watch"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let inbox = maildir.join("INBOX");
+    let archive = maildir.join("Archive");
+    for n in 1..=2 {
+        // The first pass (nothing new) is done when IDLE begins; give it
+        // a moment before the mail arrives.
+        std::thread::sleep(Duration::from_millis(700));
+        send(rig, &format!("{tag}-watch-{n}"));
+        let settled = support::wait_for(30, || {
+            (local_files(&archive).len() == archived.len() + n).then_some(())
+        });
+        if settled.is_none() {
+            let _ = child.kill();
+            panic!(
+                "watch: message {n} never archived: {}",
+                describe(&child.wait_with_output().unwrap())
+            );
+        }
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        local_files(&inbox),
+        Vec::<PathBuf>::new(),
+        "watch fetched INBOX again: {}",
+        describe(&out)
+    );
+    assert_eq!(local_files(&archive).len(), archived.len() + 2);
 }
 
 fn selftest_round_trips_a_pdf_by_polling_and_by_idle(rig: &Rig) {
