@@ -202,7 +202,9 @@ impl Args {
             output,
             exec: self.exec,
             sync: self.sync,
-            progress: self.log.verbose == 0
+            // Paths on stdin come in batches of unknown number: no bar.
+            progress: !self.stdin
+                && self.log.verbose == 0
                 && !self.log.quiet
                 && io::stderr().is_terminal()
                 && !io::stdout().is_terminal(),
