@@ -874,3 +874,58 @@ fn sync_with_index_then_mail_index_and_notmuch_agree() {
     assert_eq!(listed("*"), indexed);
     server.logout();
 }
+
+/// `--push` creates a server folder for a local-only folder that holds
+/// messages to upload (nested, with a non-ASCII name), and uploads them;
+/// a local-only folder with nothing to upload is left alone.
+#[test]
+fn push_creates_server_folders_for_local_only_ones() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let top = unique("local-only");
+    // Dovecot's delimiter is `.`: the local folder top/Q1 é is the
+    // server folder "top.Q1 é".
+    let name = format!("{top}.Q1 é");
+    let folder = maildir.join(&top).join("Q1 é");
+    mailbot::maildir::Maildir::create(&folder).unwrap();
+    let message =
+        b"From: me@mailbot.test\r\nSubject: made here\r\nMessage-ID: <local-only@mailbot.test>\r\n\r\nbody\r\n";
+    fs::write(folder.join("new/made-here"), message).unwrap();
+    let empty = format!("{top}-empty");
+    mailbot::maildir::Maildir::create(maildir.join(&empty)).unwrap();
+    let push = || {
+        let mut c = sync(&rig, home.path(), &maildir);
+        c.args(["--push", "--json", "--folder", &format!("{top}*")]);
+        c
+    };
+    let out = run(&mut push());
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["uploaded"], 1, "{report}");
+    let mut server = Server::login(&rig);
+    let on_server = server.messages(&name);
+    assert_eq!(on_server.len(), 1);
+    assert!(on_server[0].body == message, "uploaded byte for byte");
+    // The local file now carries the server's UID.
+    let local = local_messages(&folder);
+    assert_eq!(local.len(), 1);
+    assert_eq!(local[0].uid, Some(on_server[0].uid));
+    let (status, listed) = server.command(&format!("LIST \"\" {}", sync_common::mbox(&empty)));
+    assert!(status.starts_with("OK"), "{status}");
+    assert!(
+        listed.is_empty(),
+        "an empty local folder was created: {}",
+        listed[0].line
+    );
+    // Again: nothing to create, nothing to upload.
+    let out = run(&mut push());
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["uploaded"], 0, "{report}");
+    assert_eq!(server.messages(&name).len(), 1);
+    // Dovecot ends a session whose selected folder is deleted.
+    server.select("INBOX");
+    server.delete(&name);
+    server.logout();
+}

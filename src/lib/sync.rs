@@ -551,6 +551,178 @@ pub fn lock(maildir: &Path) -> Result<File> {
     )
 }
 
+/// With `--push`/`--both`: the local folders no server folder maps to
+/// that hold messages to upload are created on the server (as mbsync's
+/// `Create Far` does), so their messages go up. A local name that does
+/// not map back to exactly one server name is a failed report, not a
+/// guess.
+fn create_local_only_folders(
+    session: &mut Session,
+    options: &Options,
+) -> Result<(Vec<Mailbox>, Vec<FolderReport>)> {
+    let all = session.list("", "*")?;
+    let delimiter = all
+        .iter()
+        .find(|m| m.name == "INBOX")
+        .or(all.first())
+        .and_then(|m| m.delimiter);
+    let mapped: std::collections::HashSet<PathBuf> = all
+        .iter()
+        .map(|m| local_folder(&options.maildir, options.layout, &m.name, m.delimiter))
+        .collect();
+    let mut created = Vec::new();
+    let mut failed = Vec::new();
+    for (local, parts) in local_folders(&options.maildir, options.layout) {
+        if mapped.contains(&local) || !has_messages_to_upload(&local)? {
+            continue;
+        }
+        let name = match (parts.len(), delimiter) {
+            (1, _) => Some(parts[0].clone()),
+            (_, Some(d)) => Some(parts.join(&d.to_string())),
+            (_, None) => None,
+        }
+        .filter(|n| local_folder(&options.maildir, options.layout, n, delimiter) == local);
+        let Some(name) = name else {
+            failed.push(FolderReport {
+                folder: local.display().to_string(),
+                local: local.clone(),
+                error: Some(
+                    "a local folder with messages to upload whose server name cannot be told \
+                     from its name; not created on the server"
+                        .into(),
+                ),
+                ..FolderReport::default()
+            });
+            continue;
+        };
+        if !options.folders.is_empty()
+            && !options
+                .folders
+                .iter()
+                .any(|p| folder_matches(p, &name, delimiter))
+        {
+            continue;
+        }
+        let raw = imap::encode_mailbox_name(&name);
+        session.create(&raw)?;
+        tracing::info!("{name}: created on the server for {}", local.display());
+        match session
+            .list("", &raw)?
+            .into_iter()
+            .find(|m| m.name == name && m.selectable())
+        {
+            Some(m) => created.push(m),
+            None => failed.push(FolderReport {
+                folder: name.clone(),
+                local: local.clone(),
+                error: Some(format!(
+                    "{}: created, but LIST does not show it as selectable",
+                    session.object()
+                )),
+                ..FolderReport::default()
+            }),
+        }
+    }
+    Ok((created, failed))
+}
+
+/// The local maildir folders under `maildir` (INBOX's among them in the
+/// verbatim layout, where it is a folder like the others), each with the
+/// parts of its name unescaped (see [`local_folder`]), in name order.
+fn local_folders(maildir: &Path, layout: Layout) -> Vec<(PathBuf, Vec<String>)> {
+    let is_maildir = |p: &Path| p.join("cur").is_dir() || p.join("new").is_dir();
+    let mut out = Vec::new();
+    match layout {
+        Layout::MaildirPlusPlus => {
+            for entry in sorted_dirs(maildir) {
+                let Some(name) = entry.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                let Some(rest) = name.strip_prefix('.') else {
+                    continue;
+                };
+                if matches!(rest, "" | "." | "mailbot" | "notmuch") || !is_maildir(&entry) {
+                    continue;
+                }
+                if let Some(parts) = rest.split('.').map(unescape_part).collect() {
+                    out.push((entry, parts));
+                }
+            }
+        }
+        Layout::Verbatim => {
+            let mut stack = vec![(maildir.to_path_buf(), Vec::<String>::new())];
+            while let Some((dir, parts)) = stack.pop() {
+                for entry in sorted_dirs(&dir).into_iter().rev() {
+                    let Some(name) = entry.file_name().and_then(|n| n.to_str()) else {
+                        continue;
+                    };
+                    // Hidden folders (.mailbot, .notmuch) and a maildir's
+                    // own subfolders are no mail folders.
+                    if name.starts_with('.') || matches!(name, "cur" | "new" | "tmp") {
+                        continue;
+                    }
+                    let Some(part) = unescape_part(name) else {
+                        continue;
+                    };
+                    let mut here = parts.clone();
+                    here.push(part);
+                    if is_maildir(&entry) {
+                        out.push((entry.clone(), here.clone()));
+                    }
+                    stack.push((entry, here));
+                }
+            }
+            out.sort();
+        }
+    }
+    out
+}
+
+/// The subfolders of `dir`, sorted (none when it cannot be read).
+fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// A name part with its `%XX` escapes decoded (`%` alone is the empty
+/// part); None when the bytes are not UTF-8.
+fn unescape_part(part: &str) -> Option<String> {
+    if part == "%" {
+        return Some(String::new());
+    }
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = part.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Whether a local folder holds a message no server has seen (no `U=`).
+fn has_messages_to_upload(folder: &Path) -> Result<bool> {
+    Ok(crate::maildir::Maildir::at(folder)
+        .list()?
+        .iter()
+        .any(|e| names::Unique::parse(&e.unique).uid.is_none()))
+}
+
 /// The folders to sync, INBOX first, and a failed report for each
 /// wildcard-free pattern that names no folder.
 fn chosen_folders(
@@ -596,7 +768,12 @@ fn pass(
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report> {
-    let (mailboxes, missing) = chosen_folders(session, &options.folders)?;
+    let (mut mailboxes, mut missing) = chosen_folders(session, &options.folders)?;
+    if options.direction.pushes() {
+        let (created, failed) = create_local_only_folders(session, options)?;
+        mailboxes.extend(created);
+        missing.extend(failed);
+    }
     let mut report = Report::default();
     for m in missing {
         on_event(Event::FolderDone(&m));
@@ -668,6 +845,61 @@ mod tests {
         assert_eq!(p("notmuch", Some('.')), Path::new("/m/.%6Eotmuch"));
         assert_eq!(p("mailbot", Some('.')), Path::new("/m/.%6Dailbot"));
         assert_eq!(p("mailbot.x", Some('.')), Path::new("/m/.mailbot.x"));
+    }
+
+    /// What `--push` reads back from local folder names is the server
+    /// name they were made from, escapes and all.
+    #[test]
+    fn local_folder_names_map_back_to_server_names() {
+        let cases: [(Layout, char, &[&str]); 3] = [
+            (
+                Layout::Verbatim,
+                '.',
+                &["Re\u{e7}us.Factures", "a/b", "INBOX.new", "a..b", "x.tmp"],
+            ),
+            (
+                Layout::Verbatim,
+                '/',
+                &[".hidden", "Lists/rust", "INBOX/Sub"],
+            ),
+            (
+                Layout::MaildirPlusPlus,
+                '/',
+                &["Lists/v1.2", "notmuch", "mailbot/x"],
+            ),
+        ];
+        for (layout, d, names) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            for name in names {
+                fs::create_dir_all(local_folder(root, layout, name, Some(d)).join("cur")).unwrap();
+            }
+            // The state folder and the index are no mail folders.
+            fs::create_dir_all(root.join(".mailbot/sync")).unwrap();
+            fs::create_dir_all(root.join(".notmuch/xapian")).unwrap();
+            let mut found: Vec<String> = local_folders(root, layout)
+                .into_iter()
+                .map(|(_, parts)| parts.join(&d.to_string()))
+                .collect();
+            found.sort();
+            let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            want.sort();
+            assert_eq!(found, want, "{layout:?} {d}");
+        }
+        // A folder made by hand with a literal `%XX` reads back as another
+        // name, which does not map to it: --push reports it, never guesses.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("100%41");
+        fs::create_dir_all(path.join("cur")).unwrap();
+        let (listed, parts) = local_folders(dir.path(), Layout::Verbatim).remove(0);
+        assert_eq!(
+            (listed.as_path(), parts.as_slice()),
+            (path.as_path(), &["100A".to_string()][..])
+        );
+        assert_ne!(
+            local_folder(dir.path(), Layout::Verbatim, "100A", Some('/')),
+            path
+        );
     }
 
     #[test]
