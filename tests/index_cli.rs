@@ -740,3 +740,54 @@ fn help_ends_with_examples_and_exit_codes() {
         "unknown command",
     );
 }
+
+/// libnotmuch prints GLib assertion noise for some broken messages (an
+/// empty attached message); `notmuch new` passes it on to stderr, and in
+/// cron that would mail the user about nothing. mail-index indexes the
+/// same messages and says nothing.
+#[test]
+fn broken_messages_leave_stderr_silent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = index_common::corpora().join("notmuch/test/corpora/broken");
+    let make = |name: &str| {
+        let root = tmp.path().join(name);
+        fs::create_dir_all(root.join("INBOX/tmp")).unwrap();
+        fs::create_dir_all(root.join("INBOX/new")).unwrap();
+        for f in fs::read_dir(&broken).unwrap() {
+            let f = f.unwrap().path();
+            if f.is_file() {
+                fs::copy(&f, root.join("INBOX/new").join(f.file_name().unwrap())).unwrap();
+            }
+        }
+        root
+    };
+    let ours = make("ours");
+    let theirs = make("theirs");
+    let out = notmuch(&theirs, &["new"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("gmime-CRITICAL"),
+        "notmuch new no longer shows the noise: {}",
+        index_common::describe(&out)
+    );
+    let out = expect(index_at(&ours, &["new"], b""), 0, "new");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "mail-index new printed on stderr"
+    );
+    assert_eq!(count(&ours, "*"), notmuch_count(&theirs, "*"));
+    // Added one by one as well.
+    let again = make("again");
+    let files: Vec<String> = fs::read_dir(again.join("INBOX/new"))
+        .unwrap()
+        .map(|f| f.unwrap().path().display().to_string())
+        .collect();
+    let mut args = vec!["add"];
+    args.extend(files.iter().map(String::as_str));
+    let out = expect(index_at(&again, &args, b""), 0, "add");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "mail-index add printed on stderr"
+    );
+}

@@ -511,7 +511,7 @@ impl Index {
     fn index_file(&self, file: &Path) -> Result<Indexed> {
         let _atomic = AtomicOperation::new(&self.db)
             .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?;
-        let message = match self.db.index_file(file, None) {
+        let message = match without_glib_noise(|| self.db.index_file(file, None)) {
             Ok(m) => m,
             Err(notmuch::Error::NotmuchError(Status::FileNotEmail)) => return Ok(Indexed::NotMail),
             Err(e) => {
@@ -662,6 +662,69 @@ enum Indexed {
 }
 
 const NOT_MAIL: &str = "not a mail message (libnotmuch found no header fields)";
+
+/// Runs `f` (a libnotmuch call) with stderr going through a pipe, then
+/// passes every line on to the real stderr except GLib's assertion noise
+/// (`(process:N): gmime-CRITICAL **: ...` and the blank line before it),
+/// which goes to the debug log. libnotmuch prints such lines for some
+/// malformed messages (`notmuch new` prints them too), and they would
+/// break the silence a cron job relies on. Lines other threads write
+/// meanwhile are passed on, a little later. One call at a time in the
+/// process; when the pipe cannot be set up, `f` simply runs.
+fn without_glib_noise<T>(f: impl FnOnce() -> T) -> T {
+    let _one = STDERR_SWAP.lock();
+    filtering_stderr(f)
+}
+
+/// Held while fd 2 is swapped, so that no two swaps interleave.
+static STDERR_SWAP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`without_glib_noise`] for a caller that holds [`STDERR_SWAP`].
+fn filtering_stderr<T>(f: impl FnOnce() -> T) -> T {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    let setup = || -> io::Result<_> {
+        let saved = rustix::io::dup(io::stderr().as_fd())?;
+        let (reader, writer) = rustix::pipe::pipe()?;
+        rustix::stdio::dup2_stderr(&writer)?;
+        Ok((saved, reader))
+    };
+    let Ok((saved, reader)) = setup() else {
+        return f();
+    };
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+    // Restoring fd 2 closes the last write end we hold: the pipe ends
+    // once whatever was written to it is read.
+    let restored = rustix::stdio::dup2_stderr(&saved);
+    let mut captured = Vec::new();
+    if restored.is_ok() {
+        let _ = fs::File::from(reader).read_to_end(&mut captured);
+    }
+    let text = String::from_utf8_lossy(&captured);
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let is_noise = |line: &str| {
+        line.starts_with("(process:")
+            && (line.contains("-CRITICAL **") || line.contains("-WARNING **"))
+    };
+    let mut pass_on = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if is_noise(line) {
+            tracing::debug!("libnotmuch: {}", line.trim_end());
+            continue;
+        }
+        if line.trim().is_empty() && lines.get(i + 1).is_some_and(|next| is_noise(next)) {
+            continue;
+        }
+        pass_on.push_str(line);
+    }
+    if !pass_on.is_empty() {
+        let _ = io::stderr().lock().write_all(pass_on.as_bytes());
+    }
+    match outcome {
+        Ok(value) => value,
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
 
 /// True for the failure [`Index::add`] reports for a file libnotmuch
 /// does not take for mail (`notmuch new` skips such files with a note).
@@ -885,6 +948,34 @@ fn notmuch_error(fallback: ErrorKind, object: String, err: notmuch::Error) -> Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// GLib's noise is dropped and every other line reaches stderr, in
+    /// order, whoever wrote it while the call ran.
+    #[test]
+    fn glib_noise_is_dropped_and_other_stderr_lines_pass() {
+        use std::io::Read;
+        use std::os::fd::AsFd;
+        let _one = STDERR_SWAP.lock();
+        let mut file = tempfile::tempfile().unwrap();
+        let real = rustix::io::dup(io::stderr().as_fd()).unwrap();
+        rustix::stdio::dup2_stderr(&file).unwrap();
+        let value = filtering_stderr(|| {
+            let raw = |text: &str| rustix::io::write(io::stderr(), text.as_bytes()).unwrap();
+            raw("first line\n");
+            raw("\n(process:42): gmime-CRITICAL **: 10:00:00.000: assertion failed\n");
+            raw("\n");
+            raw("(process:42): GLib-WARNING **: 10:00:00.001: also noise\n");
+            raw("last line, no newline");
+            7
+        });
+        rustix::stdio::dup2_stderr(&real).unwrap();
+        assert_eq!(value, 7);
+        let mut seen = String::new();
+        use std::io::Seek;
+        file.rewind().unwrap();
+        file.read_to_string(&mut seen).unwrap();
+        assert_eq!(seen, "first line\nlast line, no newline");
+    }
 
     #[test]
     fn tag_changes_parse() {
