@@ -164,6 +164,16 @@ pub struct FolderReport {
 }
 
 impl FolderReport {
+    /// A folder that failed before anything moved.
+    fn failed(folder: String, local: PathBuf, error: String) -> FolderReport {
+        FolderReport {
+            folder,
+            local,
+            error: Some(error),
+            ..FolderReport::default()
+        }
+    }
+
     fn add(&mut self, other: &FolderReport) {
         self.fetched += other.fetched;
         self.uploaded += other.uploaded;
@@ -583,16 +593,13 @@ fn create_local_only_folders(
         }
         .filter(|n| local_folder(&options.maildir, options.layout, n, delimiter) == local);
         let Some(name) = name else {
-            failed.push(FolderReport {
-                folder: local.display().to_string(),
-                local: local.clone(),
-                error: Some(
-                    "a local folder with messages to upload whose server name cannot be told \
-                     from its name; not created on the server"
-                        .into(),
-                ),
-                ..FolderReport::default()
-            });
+            failed.push(FolderReport::failed(
+                local.display().to_string(),
+                local.clone(),
+                "a local folder with messages to upload whose server name cannot be told \
+                 from its name; not created on the server"
+                    .into(),
+            ));
             continue;
         };
         if !options.folders.is_empty()
@@ -612,15 +619,14 @@ fn create_local_only_folders(
             .find(|m| m.name == name && m.selectable())
         {
             Some(m) => created.push(m),
-            None => failed.push(FolderReport {
-                folder: name.clone(),
-                local: local.clone(),
-                error: Some(format!(
+            None => failed.push(FolderReport::failed(
+                name.clone(),
+                local.clone(),
+                format!(
                     "{}: created, but LIST does not show it as selectable",
                     session.object()
-                )),
-                ..FolderReport::default()
-            }),
+                ),
+            )),
         }
     }
     Ok((created, failed))
@@ -748,14 +754,11 @@ fn chosen_folders(
     let mut missing = Vec::new();
     for p in patterns {
         if !p.contains(['*', '%']) && !all.iter().any(|m| folder_matches(p, &m.name, m.delimiter)) {
-            missing.push(FolderReport {
-                folder: p.clone(),
-                error: Some(format!(
-                    "{}: no such folder on the server",
-                    session.object()
-                )),
-                ..FolderReport::default()
-            });
+            missing.push(FolderReport::failed(
+                p.clone(),
+                PathBuf::new(),
+                format!("{}: no such folder on the server", session.object()),
+            ));
         }
     }
     Ok((chosen, missing))
@@ -801,12 +804,9 @@ fn pass(
         let done = match outcome {
             Ok(r) => r,
             Err(e) if breaks_session(&e) => return Err(e),
-            Err(e) => FolderReport {
-                folder: mailbox.name.clone(),
-                local: local.clone(),
-                error: Some(crate::error::chain(&e)),
-                ..FolderReport::default()
-            },
+            Err(e) => {
+                FolderReport::failed(mailbox.name.clone(), local.clone(), crate::error::chain(&e))
+            }
         };
         on_event(Event::FolderDone(&done));
         report.folders.push(done);
