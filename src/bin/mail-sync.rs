@@ -95,10 +95,13 @@ struct Args {
         env = "MAILBOT_SYNC_LAYOUT"
     )]
     layout: LayoutArg,
-    /// Upload new local messages instead of fetching new server ones.
+    /// Upload new local messages instead of fetching new server ones. A
+    /// local folder with messages to upload that the server lacks is
+    /// created there first.
     #[arg(long, env = "MAILBOT_SYNC_PUSH", conflicts_with = "both")]
     push: bool,
-    /// Fetch new server messages and upload new local ones.
+    /// Fetch new server messages and upload new local ones (creating
+    /// server folders as --push does).
     #[arg(long, env = "MAILBOT_SYNC_BOTH")]
     both: bool,
     /// Which deletions propagate.
