@@ -924,8 +924,21 @@ fn push_creates_server_folders_for_local_only_ones() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["uploaded"], 0, "{report}");
     assert_eq!(server.messages(&name).len(), 1);
+    // Named exactly with --folder: created, not reported missing.
+    let exact = format!("{top}-exact");
+    let exact_folder = maildir.join(&exact);
+    mailbot::maildir::Maildir::create(&exact_folder).unwrap();
+    fs::write(exact_folder.join("new/made-here"), message).unwrap();
+    let mut one = sync(&rig, home.path(), &maildir);
+    one.args(["--push", "--json", "--folder", &exact]);
+    let out = run(&mut one);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["uploaded"], 1, "{report}");
+    assert_eq!(server.messages(&exact).len(), 1);
     // Dovecot ends a session whose selected folder is deleted.
     server.select("INBOX");
+    server.delete(&exact);
     server.delete(&name);
     server.logout();
 }

@@ -569,8 +569,8 @@ pub fn lock(maildir: &Path) -> Result<File> {
 fn create_local_only_folders(
     session: &mut Session,
     options: &Options,
+    all: &[Mailbox],
 ) -> Result<(Vec<Mailbox>, Vec<FolderReport>)> {
-    let all = session.list("", "*")?;
     let delimiter = all
         .iter()
         .find(|m| m.name == "INBOX")
@@ -732,10 +732,10 @@ fn has_messages_to_upload(folder: &Path) -> Result<bool> {
 /// The folders to sync, INBOX first, and a failed report for each
 /// wildcard-free pattern that names no folder.
 fn chosen_folders(
-    session: &mut Session,
+    session: &Session,
+    all: &[Mailbox],
     patterns: &[String],
-) -> Result<(Vec<Mailbox>, Vec<FolderReport>)> {
-    let all = session.list("", "*")?;
+) -> (Vec<Mailbox>, Vec<FolderReport>) {
     let mut chosen: Vec<Mailbox> = all
         .iter()
         .filter(|m| m.selectable())
@@ -761,7 +761,7 @@ fn chosen_folders(
             ));
         }
     }
-    Ok((chosen, missing))
+    (chosen, missing)
 }
 
 fn pass(
@@ -771,9 +771,16 @@ fn pass(
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report> {
-    let (mut mailboxes, mut missing) = chosen_folders(session, &options.folders)?;
+    let all = session.list("", "*")?;
+    let (mut mailboxes, mut missing) = chosen_folders(session, &all, &options.folders);
     if options.direction.pushes() {
-        let (created, failed) = create_local_only_folders(session, options)?;
+        let (created, failed) = create_local_only_folders(session, options, &all)?;
+        // A pattern naming a folder only created now named something.
+        missing.retain(|m| {
+            !created
+                .iter()
+                .any(|c| folder_matches(&m.folder, &c.name, c.delimiter))
+        });
         mailboxes.extend(created);
         missing.extend(failed);
     }
