@@ -330,6 +330,7 @@ pub fn run(
         open_index: Some(index),
         options,
         out,
+        moved_out: None,
     };
     for found in candidates {
         let acted = worker.message(&found, &rules, &mut state)?;
@@ -359,6 +360,8 @@ struct Worker<'a> {
     open_index: Option<Index>,
     options: &'a RunOptions,
     out: &'a mut dyn Write,
+    /// Moves recorded for mail-sync, read on the first move of the pass.
+    moved_out: Option<sync::state::MovedOutLog>,
 }
 
 /// What the rules look at in a message.
@@ -802,7 +805,10 @@ impl Worker<'_> {
         // sync neither fetches it again (not even when every message of
         // the folder moved) nor expunges it on the server.
         if let (Some(uid), Some(source)) = (uid, source) {
-            match sync::state::record_moved_out(&self.account.maildir, source, uid) {
+            let log = self
+                .moved_out
+                .get_or_insert_with(|| sync::state::MovedOutLog::open(&self.account.maildir));
+            match log.record(source, uid) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(
                     "{}: moved, but not recorded for mail-sync ({e}); if its folder is \

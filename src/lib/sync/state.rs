@@ -341,58 +341,86 @@ fn all_states(maildir: &Path) -> Vec<FolderState> {
         .collect()
 }
 
-/// Records that the message with `uid` left the synced local folder
-/// `local` on purpose (see [`moved_out_path`]). Nothing is recorded when
-/// no sync state lists that UID for the folder (nothing syncs it, so
-/// nothing would fetch it again); records the states already carry are
-/// dropped on the way, so the file stays small. Returns whether a record
-/// was written.
-pub fn record_moved_out(maildir: &Path, local: &Path, uid: u32) -> Result<bool> {
-    let rel = local
-        .strip_prefix(maildir)
-        .unwrap_or(local)
-        .to_string_lossy()
-        .into_owned();
-    let states = all_states(maildir);
-    let Some(st) = states
-        .iter()
-        .find(|st| st.local == rel && st.messages.contains_key(&uid))
-    else {
-        return Ok(false);
-    };
-    let new = MovedOut {
-        local: rel,
-        uidvalidity: st.uidvalidity,
-        uid,
-    };
-    // Still to be seen by a sync: its folder's state lists the UID under
-    // the same UIDVALIDITY and not yet as deleted here.
-    let pending = |m: &MovedOut| {
-        states.iter().any(|st| {
-            st.local == m.local
-                && st.uidvalidity == m.uidvalidity
-                && st
-                    .messages
-                    .get(&m.uid)
-                    .is_some_and(|b| b & DELETED_HERE == 0)
-        })
-    };
-    let mut records: Vec<MovedOut> = read_moved_out(maildir)
-        .into_iter()
-        .filter(|m| pending(m) && *m != new)
-        .collect();
-    records.push(new);
-    let mut text = String::new();
-    for m in &records {
-        text.push_str(&format!(
-            "{} {} {}\n",
-            m.uidvalidity,
-            m.uid,
-            json_string(&m.local)
-        ));
+/// The records of [`moved_out_path`] with the sync states they refer
+/// to, read once for a run of moves (a mail-bot pass) rather than once
+/// per move.
+#[derive(Debug)]
+pub struct MovedOutLog {
+    maildir: PathBuf,
+    states: Vec<FolderState>,
+    records: Vec<MovedOut>,
+}
+
+impl MovedOutLog {
+    /// Reads the states and the records still to be seen by a sync (its
+    /// folder's state lists the UID under the same UIDVALIDITY and not yet
+    /// as deleted here); the others are dropped at the next write, so the
+    /// file stays small.
+    pub fn open(maildir: &Path) -> MovedOutLog {
+        let states = all_states(maildir);
+        let records = read_moved_out(maildir)
+            .into_iter()
+            .filter(|m| {
+                states.iter().any(|st| {
+                    st.local == m.local
+                        && st.uidvalidity == m.uidvalidity
+                        && st
+                            .messages
+                            .get(&m.uid)
+                            .is_some_and(|b| b & DELETED_HERE == 0)
+                })
+            })
+            .collect();
+        MovedOutLog {
+            maildir: maildir.to_path_buf(),
+            states,
+            records,
+        }
     }
-    write_atomically(&moved_out_path(maildir), text.as_bytes())?;
-    Ok(true)
+
+    /// Records that the message with `uid` left the synced local folder
+    /// `local` on purpose (see [`moved_out_path`]), writing the file
+    /// atomically before returning. Nothing is recorded when no sync
+    /// state lists that UID for the folder (nothing syncs it, so nothing
+    /// would fetch it again). Returns whether a record was written.
+    pub fn record(&mut self, local: &Path, uid: u32) -> Result<bool> {
+        let rel = local
+            .strip_prefix(&self.maildir)
+            .unwrap_or(local)
+            .to_string_lossy()
+            .into_owned();
+        let Some(st) = self
+            .states
+            .iter()
+            .find(|st| st.local == rel && st.messages.contains_key(&uid))
+        else {
+            return Ok(false);
+        };
+        let new = MovedOut {
+            local: rel,
+            uidvalidity: st.uidvalidity,
+            uid,
+        };
+        if !self.records.contains(&new) {
+            self.records.push(new);
+        }
+        let mut text = String::new();
+        for m in &self.records {
+            text.push_str(&format!(
+                "{} {} {}\n",
+                m.uidvalidity,
+                m.uid,
+                json_string(&m.local)
+            ));
+        }
+        write_atomically(&moved_out_path(&self.maildir), text.as_bytes())?;
+        Ok(true)
+    }
+}
+
+/// [`MovedOutLog::record`] for a single move.
+pub fn record_moved_out(maildir: &Path, local: &Path, uid: u32) -> Result<bool> {
+    MovedOutLog::open(maildir).record(local, uid)
 }
 
 #[cfg(test)]
