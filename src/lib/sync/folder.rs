@@ -646,14 +646,7 @@ impl Job<'_> {
         }
 
         let by_uid: HashMap<u32, &ServerMessage> = server.iter().map(|s| (s.uid, s)).collect();
-        let mut st = FolderState {
-            folder: self.mailbox.name.clone(),
-            local: self.st_local(),
-            uidvalidity: sel.uidvalidity,
-            highestmodseq: sel.highestmodseq.unwrap_or(0),
-            uidnext: sel.uidnext.unwrap_or(0),
-            ..FolderState::default()
-        };
+        let mut st = self.fresh_state(sel);
         let mut add: BTreeMap<FlagBits, UidSet> = BTreeMap::new();
         let mut files = LocalFolder::default();
         let mut renamed = 0usize;
@@ -734,14 +727,7 @@ impl Job<'_> {
 
     /// Nothing here yet: nothing to match, every message to fetch.
     fn first_sync(&mut self, sel: &Selected) -> Result<()> {
-        self.st = FolderState {
-            folder: self.mailbox.name.clone(),
-            local: self.st_local(),
-            uidvalidity: sel.uidvalidity,
-            highestmodseq: sel.highestmodseq.unwrap_or(0),
-            uidnext: sel.uidnext.unwrap_or(0),
-            ..FolderState::default()
-        };
+        self.st = self.fresh_state(sel);
         let to_fetch = if sel.exists == 0 {
             UidSet::default()
         } else {
@@ -756,6 +742,18 @@ impl Job<'_> {
             self.fetch(&to_fetch, sel)?;
         }
         Ok(())
+    }
+
+    /// A state with no messages yet for this folder as `sel` shows it.
+    fn fresh_state(&self, sel: &Selected) -> FolderState {
+        FolderState {
+            folder: self.mailbox.name.clone(),
+            local: self.st_local(),
+            uidvalidity: sel.uidvalidity,
+            highestmodseq: sel.highestmodseq.unwrap_or(0),
+            uidnext: sel.uidnext.unwrap_or(0),
+            ..FolderState::default()
+        }
     }
 
     fn st_local(&self) -> String {

@@ -270,6 +270,13 @@ impl BodySink {
     }
 }
 
+/// Whether a literal is a message body: it follows `BODY[]` (any case,
+/// with an origin like `BODY[]<0>`) in a FETCH response.
+fn is_body(key: Option<&str>) -> bool {
+    key.and_then(|k| k.get(..6))
+        .is_some_and(|k| k.eq_ignore_ascii_case("BODY[]"))
+}
+
 impl Literals for BodySink {
     fn literal(
         &mut self,
@@ -278,7 +285,7 @@ impl Literals for BodySink {
         data: &mut dyn BufRead,
         object: &str,
     ) -> Result<Value> {
-        if key.is_some_and(|k| k.to_ascii_uppercase().starts_with("BODY[]")) {
+        if is_body(key) {
             self.stage(len, data, object)?;
             Ok(Value::Stored(len))
         } else {
@@ -303,7 +310,7 @@ impl Literals for HashSink {
         data: &mut dyn BufRead,
         object: &str,
     ) -> Result<Value> {
-        if !key.is_some_and(|k| k.to_ascii_uppercase().starts_with("BODY[]")) {
+        if !is_body(key) {
             return read_literal_to_memory(len, data, object);
         }
         let mut hasher = Sha256::new();
