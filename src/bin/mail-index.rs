@@ -45,6 +45,11 @@ const NEW_EXAMPLES: &str = "  mail-index --maildir ~/Mail new
   mail-index --maildir ~/Mail new --tag inbox --tag unread
       New messages get these tags instead of `new`.";
 
+const REBUILD_EXAMPLES: &str = "  mail-index --maildir ~/Mail rebuild
+      After \"the notmuch database is damaged\" (exit 65): a new ~/Mail/.notmuch
+      from the files, tags from their flags (unread, flagged, replied, ...);
+      the damaged one is kept in ~/Mail/.mailbot/damaged-notmuch.";
+
 const ADD_EXAMPLES: &str = "  mail-sync --account school | mail-index add --stdin
       Index exactly the files mail-sync fetched, no scan.
   find ~/Mail/INBOX/new -type f -print0 | mail-index --maildir ~/Mail add --stdin -0
@@ -107,6 +112,15 @@ enum Command {
     /// as `notmuch new` does (renamed files keep their tags).
     #[command(after_help = after_help(NEW_EXAMPLES))]
     New {
+        /// Print a JSON summary on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the database again from the maildir, for when it is damaged:
+    /// the old one goes to MAILDIR/.mailbot/damaged-notmuch, every message
+    /// is indexed with the tags of its maildir flags (none gets "new").
+    #[command(after_help = after_help(REBUILD_EXAMPLES))]
+    Rebuild {
         /// Print a JSON summary on stdout.
         #[arg(long)]
         json: bool,
@@ -191,7 +205,8 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         synchronize_flags: !args.no_sync_flags,
     };
     match args.command {
-        Command::New { json } => new(&maildir, options, json, &args.log),
+        Command::New { json } => new(&maildir, options, json, false, &args.log),
+        Command::Rebuild { json } => new(&maildir, options, json, true, &args.log),
         Command::Add { paths, stdin, null } => add(&maildir, options, paths, stdin, null),
         Command::Search {
             query,
@@ -237,8 +252,14 @@ fn maildir(args: &Args) -> anyhow::Result<PathBuf> {
     })
 }
 
-fn new(maildir: &Path, options: IndexOptions, json: bool, log: &LogArgs) -> anyhow::Result<Exit> {
-    let mut index = Index::open(maildir, options)?;
+/// `new`, or with `rebuild` the same scan into a database made again.
+fn new(
+    maildir: &Path,
+    options: IndexOptions,
+    json: bool,
+    rebuild: bool,
+    log: &LogArgs,
+) -> anyhow::Result<Exit> {
     let bar = (io::stderr().is_terminal() && !log.quiet).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -248,16 +269,22 @@ fn new(maildir: &Path, options: IndexOptions, json: bool, log: &LogArgs) -> anyh
         bar.set_prefix("indexing");
         bar
     });
-    let report = index.scan(&mut |done, total| {
+    let mut progress = |done: usize, total: usize| {
         if let Some(bar) = &bar {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         }
-    });
+    };
+    let outcome = if rebuild {
+        Index::rebuild(maildir, options, &mut progress)
+    } else {
+        Index::open(maildir, options)
+            .and_then(|mut index| index.scan(&mut progress).map(|report| (index, report)))
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = report?;
+    let (index, report) = outcome?;
     index.close()?;
     for (path, reason) in &report.failed {
         eprintln!("{PROGRAM}: {}: {reason}", path.display());
