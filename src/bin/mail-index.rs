@@ -26,7 +26,7 @@ const PROGRAM: &str = "mail-index";
 const EXAMPLES: &str = "  mail-index --maildir ~/Mail new
       Index what is new in ~/Mail (the database is ~/Mail/.notmuch), drop
       what is gone; silent unless -v or something failed.
-  mail-sync --account school | mail-index add --stdin
+  mail-sync --account school | mail-index --account school add --stdin
       Index exactly the files mail-sync fetched, no scan.
   mail-index search --output files 'tag:new and attachment:pdf' | mail-dissect --stdin --pdf
       The files of new messages with a PDF, dissected.
@@ -35,9 +35,8 @@ const EXAMPLES: &str = "  mail-index --maildir ~/Mail new
   mail-index tag +done -new -- 'tag:new and from:billing@example.com'
       Tag changes, then the query after --; +flagged renames the file to :2,F.
   mail-index count tag:unread
-  notmuch search tag:new
-      The same database through the notmuch CLI (and emacs, neomutt), given
-      database.path=~/Mail in ~/.notmuch-config.";
+  mail-index --maildir ~/Mail notmuch-config > ~/.notmuch-config; notmuch search tag:new
+      The same database through the notmuch CLI (and emacs, neomutt).";
 
 const NEW_EXAMPLES: &str = "  mail-index --maildir ~/Mail new
       Index what is new in ~/Mail (the database is ~/Mail/.notmuch), drop
@@ -50,7 +49,7 @@ const REBUILD_EXAMPLES: &str = "  mail-index --maildir ~/Mail rebuild
       from the files, tags from their flags (unread, flagged, replied, ...);
       the damaged one is kept in ~/Mail/.mailbot/damaged-notmuch.";
 
-const ADD_EXAMPLES: &str = "  mail-sync --account school | mail-index add --stdin
+const ADD_EXAMPLES: &str = "  mail-sync --account school | mail-index --account school add --stdin
       Index exactly the files mail-sync fetched, no scan.
   find ~/Mail/INBOX/new -type f -print0 | mail-index --maildir ~/Mail add --stdin -0
   mail-index --maildir ~/Mail add ~/Mail/INBOX/new/1700000000.M1P2Q3.host";
@@ -66,6 +65,14 @@ const TAG_EXAMPLES: &str = "  mail-index tag +done -new -- 'tag:new and from:bil
       Tag changes, then the query after --.
   mail-index tag +flagged -- id:1234@example.org
       With flag sync (the default), the file is renamed to :2,F too.";
+
+const NOTMUCH_CONFIG_EXAMPLES: &str =
+    "  mail-index --maildir ~/Mail notmuch-config > ~/.notmuch-config
+      Once: the notmuch CLI (and emacs, neomutt) then read ~/Mail/.notmuch
+      and tag new mail as mail-index does.
+  mail-index --maildir ~/Mail/school notmuch-config > ~/school.notmuch-config
+  NOTMUCH_CONFIG=~/school.notmuch-config notmuch search tag:new
+      One maildir of several, ~/.notmuch-config left as it is.";
 
 const COUNT_EXAMPLES: &str = "  mail-index count tag:unread
   mail-index count
@@ -165,6 +172,11 @@ enum Command {
         )]
         words: Vec<String>,
     },
+    /// Print a notmuch configuration file for this database (its one line
+    /// database.path; new.tags, new.ignore and maildir.synchronize_flags are
+    /// in the database), creating the database when missing.
+    #[command(name = "notmuch-config", after_help = after_help(NOTMUCH_CONFIG_EXAMPLES))]
+    NotmuchConfig,
     /// Print how many messages match a notmuch query [default: all].
     #[command(after_help = after_help(COUNT_EXAMPLES))]
     Count {
@@ -227,6 +239,16 @@ fn run(args: Args) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Tag { words } => tag(&maildir, options, &words),
+        Command::NotmuchConfig => {
+            // Opened once for writing, so the settings are in the database.
+            Index::open(&maildir, options)?.close()?;
+            let mut out = PathOutput::stdout(false);
+            for line in index::notmuch_config(&maildir)?.lines() {
+                out.line(line).context("stdout")?;
+            }
+            out.flush().context("stdout")?;
+            Ok(Exit::Ok)
+        }
     }
 }
 

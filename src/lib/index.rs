@@ -37,7 +37,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use notmuch::{AtomicOperation, Database, DatabaseMode, Message, MessageFlag, Sort, Status};
+use notmuch::{
+    AtomicOperation, ConfigKey, Database, DatabaseMode, Message, MessageFlag, Sort, Status,
+};
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -64,6 +66,25 @@ impl Default for IndexOptions {
 /// Where the notmuch database of `maildir` lives: `maildir/.notmuch`.
 pub fn database_path(maildir: &Path) -> PathBuf {
     maildir.join(".notmuch")
+}
+
+/// A notmuch configuration file for the database of `maildir` (made
+/// absolute, symlinks resolved): only `database.path`, since the settings that matter
+/// (`new.tags`, `new.ignore`, `maildir.synchronize_flags`) are kept in
+/// the database itself, where [`Index::open`] puts them. notmuch refuses
+/// to run without a configuration file; this is the one it needs,
+/// `mail-index notmuch-config > ~/.notmuch-config`.
+pub fn notmuch_config(maildir: &Path) -> Result<String> {
+    let root = mail_root(maildir)?;
+    Ok(format!(
+        "# The notmuch index of {root}, kept by mail-index.\n\
+         # new.tags, new.ignore and maildir.synchronize_flags are in the database\n\
+         # itself (notmuch config list shows them; notmuch config set --database\n\
+         # changes them).\n\
+         [database]\n\
+         path={root}\n",
+        root = root.display()
+    ))
 }
 
 /// Where [`Index::rebuild`] moves the database it replaces:
@@ -240,7 +261,53 @@ impl Index {
             writable: true,
         };
         index.check_health()?;
+        index.record_config()?;
         Ok(index)
+    }
+
+    /// Writes the notmuch settings mail-index works by into the
+    /// database's own configuration (libnotmuch keeps it there since
+    /// 0.32) where the database has none of its own yet: `new.tags` (the
+    /// tags of `options`), `new.ignore` (what [`Index::scan`] skips:
+    /// `.mailbot` and the servers' bookkeeping files) and
+    /// `maildir.synchronize_flags`. The notmuch CLI pointed at the
+    /// database (see [`notmuch_config`]) then indexes and tags as
+    /// mail-index does, and `notmuch new` passes over mailbot's state.
+    /// Values already there, set by a user with `notmuch config set
+    /// --database` or by an earlier run, are left alone.
+    fn record_config(&self) -> Result<()> {
+        let stored: HashSet<String> = self
+            .db
+            .config_list("")
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?
+            .map(|(key, _)| key)
+            .collect();
+        let wanted = [
+            (
+                "new.tags",
+                ConfigKey::NewTags,
+                self.options.new_tags.join(";"),
+            ),
+            ("new.ignore", ConfigKey::NewIgnore, walk::notmuch_ignore()),
+            (
+                "maildir.synchronize_flags",
+                ConfigKey::MaildirFlags,
+                self.options.synchronize_flags.to_string(),
+            ),
+        ];
+        for (key, config_key, value) in wanted {
+            if stored.contains(key) {
+                continue;
+            }
+            self.db.config_set(config_key, &value).map_err(|e| {
+                notmuch_error(
+                    ErrorKind::CannotCreate,
+                    format!("{}: {key}", self.db_name()),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Makes the database of `maildir` again from the maildir, for when it

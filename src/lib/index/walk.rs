@@ -120,6 +120,20 @@ fn walk(
 pub const NOT_UTF8: &str =
     "file name is not UTF-8; libnotmuch through the notmuch crate cannot take it (rename the file)";
 
+/// What a scan skips, as notmuch's `new.ignore` writes it: mailbot's
+/// state folder, the bookkeeping files by name, and the `dovecot-*` and
+/// `dovecot.*` files by a regular expression over the relative path.
+pub fn notmuch_ignore() -> String {
+    let mut entries: Vec<&str> = SKIPPED_FOLDERS
+        .iter()
+        .filter(|f| **f != ".notmuch")
+        .copied()
+        .collect();
+    entries.extend(BOOKKEEPING_FILES);
+    entries.push("/(^|/)dovecot[-.]/");
+    entries.join(";")
+}
+
 fn is_bookkeeping(name: &str) -> bool {
     BOOKKEEPING_FILES.contains(&name)
         || name.starts_with("dovecot.")
