@@ -885,3 +885,97 @@ fn the_readme_recipe_for_the_notmuch_cli_runs_as_written() {
     // And mail-index goes on with the database notmuch wrote.
     expect(index_at(&b.root, &["new"], b""), 0, "new after notmuch new");
 }
+
+/// Sets the mtime of every folder under `root` to one moment in 2024, as
+/// if the maildir had last changed long before the scan (a scan does not
+/// trust an mtime less than a second old).
+fn age_folders(root: &Path) {
+    let past = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_717_000_000);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+        }
+        fs::File::open(&dir).unwrap().set_modified(past).unwrap();
+    }
+}
+
+fn scan(root: &Path) -> serde_json::Value {
+    let out = expect(index_at(root, &["new", "--json"], b""), 0, "new");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn new_lists_only_the_folders_that_changed() {
+    let (_tmp, b) = built();
+    age_folders(&b.root);
+    let first = scan(&b.root);
+    let folders = first["folders_listed"].as_u64().unwrap();
+    assert!(folders > 10, "{first}");
+    assert_eq!(first["folders_unchanged"], 0, "{first}");
+    let messages = count(&b.root, "*");
+    // The first scan made .notmuch/ and .mailbot/ in the root, so the
+    // root's mtime was too fresh to keep: listed once more.
+    age_folders(&b.root);
+    assert_eq!(scan(&b.root)["folders_listed"], 1);
+
+    // Nothing changed: no folder is listed, nothing is done.
+    let again = scan(&b.root);
+    assert_eq!(again["folders_listed"], 0, "{again}");
+    assert_eq!(
+        again["folders_unchanged"].as_u64(),
+        Some(folders),
+        "{again}"
+    );
+    assert_eq!(
+        (again["added"].as_u64(), again["removed"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // A message arrives: only its folder is listed, and it is indexed.
+    let arrived = b
+        .root
+        .join(".Corpus/new/1795500000.M1P1Q1.later.mailbot.test");
+    fs::write(
+        &arrived,
+        b"From: a@example.org\nTo: b@example.org\nSubject: later\nMessage-ID: <later@mailbot.test>\n\nhi\n",
+    )
+    .unwrap();
+    let news = scan(&b.root);
+    assert_eq!(news["folders_listed"], 1, "{news}");
+    assert_eq!(news["added"], 1, "{news}");
+    assert_eq!(count(&b.root, "id:later@mailbot.test"), 1);
+    // The folder changed less than a second ago: its mtime is not trusted
+    // yet, so it is listed again until it has settled.
+    assert_eq!(scan(&b.root)["folders_listed"], 1);
+    age_folders(&b.root);
+    assert_eq!(scan(&b.root)["folders_listed"], 1);
+    assert_eq!(scan(&b.root)["folders_listed"], 0);
+
+    // A file deleted and a whole folder removed: their messages go.
+    fs::remove_file(&arrived).unwrap();
+    let nested = b.root.join("bar/baz");
+    let in_nested = files_of(&b.root, "path:bar/baz/**").len() as u64;
+    assert!(in_nested > 0);
+    fs::remove_dir_all(&nested).unwrap();
+    let removed = scan(&b.root);
+    assert_eq!(
+        removed["removed"].as_u64(),
+        Some(1 + in_nested),
+        "{removed}"
+    );
+    assert_eq!(count(&b.root, "*"), messages - in_nested);
+
+    // The incremental scans left the database as a full scan makes it.
+    fs::remove_file(b.root.join(".mailbot/index-folders.json")).unwrap();
+    let full = scan(&b.root);
+    assert_eq!(
+        (full["added"].as_u64(), full["removed"].as_u64()),
+        (Some(0), Some(0)),
+        "{full}"
+    );
+    assert_eq!(full["folders_unchanged"], 0, "{full}");
+}

@@ -9,11 +9,16 @@
 //! does, tags from their maildir flags; [`Index::tag`] writes tag changes
 //! back as flags by renaming the files. Queries are notmuch's.
 //!
+//! A scan lists only the folders whose mtime changed since the last one
+//! (`walk`, with the mtimes kept by `record` in `.mailbot`: the crate
+//! has no API for notmuch's directory documents). The settings notmuch
+//! needs to index as we do are written into the database's own
+//! configuration, so the notmuch CLI pointed at it ([`notmuch_config`])
+//! agrees with us.
+//!
 //! Deliberately not here: notmuch's own configuration file (`new.tags`,
 //! `new.ignore`, `search.exclude_tags`; callers pass what they want and
-//! libnotmuch is opened with no configuration file), hooks, decryption,
-//! and directory mtimes (the crate has no API for them, so every scan
-//! lists every folder).
+//! libnotmuch is opened with no configuration file), hooks, decryption.
 //!
 //! Two traps of the crate are handled here: it panics on a path that is not
 //! UTF-8 and on every NULL libnotmuch hands back from a damaged database,
@@ -26,6 +31,7 @@
 //! makes it again from the maildir. Handles are not `Send`: an [`Index`]
 //! stays on the thread that opened it.
 
+mod record;
 mod walk;
 
 use std::cell::Cell;
@@ -36,6 +42,7 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use notmuch::{
     AtomicOperation, ConfigKey, Database, DatabaseMode, Message, MessageFlag, Sort, Status,
@@ -99,6 +106,9 @@ pub struct Index {
     root: PathBuf,
     options: IndexOptions,
     writable: bool,
+    /// The folders of a scan, to record (with the database's UUID) once
+    /// the database has committed them.
+    scanned: Option<(String, walk::Folders)>,
 }
 
 impl fmt::Debug for Index {
@@ -198,9 +208,13 @@ pub struct ScanReport {
     #[serde(serialize_with = "paths_with_reasons")]
     pub failed: Vec<(PathBuf, String)>,
     /// Files that are not mail (libnotmuch found no headers); notmuch new
-    /// ignores them too. They are tried again on the next scan.
+    /// ignores them too. They are tried again when their folder changes.
     #[serde(serialize_with = "paths_lossy")]
     pub not_mail: Vec<PathBuf>,
+    /// Folders listed: new, or changed since the last scan.
+    pub folders_listed: usize,
+    /// Folders passed over because their mtime says nothing changed.
+    pub folders_unchanged: usize,
 }
 
 fn paths_with_reasons<S: serde::Serializer>(
@@ -259,6 +273,7 @@ impl Index {
             root,
             options,
             writable: true,
+            scanned: None,
         };
         index.check_health()?;
         index.record_config()?;
@@ -345,6 +360,7 @@ impl Index {
                 _ => {}
             }
             fs::rename(&old, &keep).map_err(|e| Error::writing(&old, e))?;
+            record::remove(&root);
         }
         let mut index = Index::open(&root, options)?;
         let tags = std::mem::take(&mut index.options.new_tags);
@@ -397,6 +413,7 @@ impl Index {
             root,
             options: IndexOptions::default(),
             writable: false,
+            scanned: None,
         };
         index.check_health()?;
         Ok(index)
@@ -457,18 +474,37 @@ impl Index {
     /// is an add and a remove of the same Message-ID, so tags survive it;
     /// with `synchronize_flags` the tags follow the new file's flags.
     /// `.notmuch`, `.mailbot`, dot files and the `tmp/` of maildir folders
-    /// are skipped. `progress(done, total)` is called now and then while
-    /// files are indexed or dropped.
+    /// are skipped. Folders whose mtime has not changed since the last
+    /// scan of this database (recorded in `.mailbot/index-folders.json`
+    /// when the index is closed) are not listed, so a scan with nothing
+    /// new costs a `stat` per folder. `progress(done, total)` is called
+    /// now and then while files are indexed or dropped.
     pub fn scan(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<ScanReport> {
         self.require_writable("scan")?;
         let mut report = ScanReport::default();
-        let found = walk::message_files(&self.root, &mut report.failed)?;
-        let known = self.indexed_files()?;
-        let on_disk: HashSet<&Path> = found.iter().map(PathBuf::as_path).collect();
-        let new: Vec<&PathBuf> = found.iter().filter(|p| !known.contains(*p)).collect();
-        // A file the walk did not list but which is still there (in a
-        // folder that could not be read, or put in the index by another
-        // tool from a place the walk skips) is never dropped.
+        let started = SystemTime::now();
+        let uuid = self.db.revision().uuid;
+        let previous = record::load(&self.root, &uuid);
+        let settled = started
+            .checked_sub(walk::SETTLE)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let walked = walk::walk(&self.root, &previous, settled, &mut report.failed)?;
+        report.folders_listed = walked.listed.len();
+        report.folders_unchanged = walked.folders.len() - walked.listed.len();
+        // With no record every folder was listed: one pass over the whole
+        // database is cheaper than a query per folder.
+        let known = if previous.is_empty() {
+            self.indexed_files()?
+        } else {
+            self.files_in(&walked)?
+        };
+        let found: Vec<&PathBuf> = walked.listed.iter().flat_map(|(_, f)| f).collect();
+        let on_disk: HashSet<&Path> = found.iter().map(|p| p.as_path()).collect();
+        let new: Vec<&PathBuf> = found.into_iter().filter(|p| !known.contains(*p)).collect();
+        // Known files of the folders listed (or gone) that are not there
+        // any more. A file the walk did not list but which is still there
+        // (in a folder that could not be read, or put in the index by
+        // another tool from a place the walk skips) is never dropped.
         let mut gone: Vec<PathBuf> = known
             .into_iter()
             .filter(|p| p.starts_with(&self.root) && !on_disk.contains(p.as_path()))
@@ -505,7 +541,66 @@ impl Index {
         }
         report.duplicate_id = duplicates.saturating_sub(report.renamed);
         progress(done, total);
+        // A folder with a file that failed is listed again next time.
+        let mut folders = walked.folders;
+        for (path, _) in &report.failed {
+            for dir in [Some(path.as_path()), path.parent()].into_iter().flatten() {
+                if let Ok(rel) = dir.strip_prefix(&self.root)
+                    && let Some(f) = rel.to_str().and_then(|r| folders.get_mut(r))
+                {
+                    f.mtime = None;
+                }
+            }
+        }
+        self.scanned = Some((uuid, folders));
         Ok(report)
+    }
+
+    /// The indexed files of the folders `walked` listed (those directly
+    /// in each) and of the folders it found gone (everything below them),
+    /// by notmuch's `path:` queries.
+    fn files_in(&self, walked: &walk::Walk) -> Result<HashSet<PathBuf>> {
+        let mut files = HashSet::new();
+        let quoted = |dir: &Path| -> Option<String> {
+            let rel = dir.strip_prefix(&self.root).ok()?.to_str()?;
+            Some(format!("\"{}\"", rel.replace('"', "\"\"")))
+        };
+        for (dir, _) in &walked.listed {
+            let Some(rel) = quoted(dir) else { continue };
+            for file in self.files_matching(&format!("path:{rel}"))? {
+                if file.parent() == Some(dir.as_path()) {
+                    files.insert(file);
+                }
+            }
+        }
+        for dir in &walked.vanished {
+            let Some(rel) = quoted(dir) else { continue };
+            let below = format!("\"{}/**\"", &rel[1..rel.len() - 1]);
+            for file in self.files_matching(&format!("path:{rel} or path:{below}"))? {
+                if file.starts_with(dir) {
+                    files.insert(file);
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Every file of every message matching `query`.
+    fn files_matching(&self, query: &str) -> Result<Vec<PathBuf>> {
+        let q = self.query(query)?;
+        q.set_sort(Sort::Unsorted);
+        let messages = q
+            .search_messages()
+            .map_err(|e| notmuch_error(ErrorKind::InputMissing, self.db_name(), e))?;
+        let mut files = Vec::new();
+        for message in messages {
+            match filenames(&self.root, &message) {
+                Ok(names) => files.extend(names),
+                Err(e) if is_damaged(&e) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(files)
     }
 
     /// The messages matching a notmuch query, newest first.
@@ -577,7 +672,12 @@ impl Index {
     pub fn close(self) -> Result<()> {
         self.db
             .close()
-            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?;
+        // Only what the database has committed may be recorded as seen.
+        if let Some((uuid, folders)) = &self.scanned {
+            record::save(&self.root, uuid, folders)?;
+        }
+        Ok(())
     }
 
     fn db_name(&self) -> String {
