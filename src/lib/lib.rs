@@ -31,5 +31,10 @@ pub mod tnef;
 pub mod url;
 pub mod uuencode;
 
+/// Where the test corpora are (the same file the integration tests use).
+#[cfg(test)]
+#[path = "../../tests/support/corpora.rs"]
+mod test_corpora;
+
 pub use error::{Error, ErrorKind, Result};
 pub use exit::Exit;
