@@ -247,12 +247,16 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         auth,
         tls: account.tls_options(),
         maildir,
-        folders: args
-            .folders
-            .iter()
-            .filter(|f| !f.is_empty())
-            .cloned()
-            .collect(),
+        // --folder (or MAILBOT_SYNC_FOLDERS), else the account's `folders`.
+        folders: match args.folders.iter().any(|f| !f.is_empty()) {
+            true => args
+                .folders
+                .iter()
+                .filter(|f| !f.is_empty())
+                .cloned()
+                .collect(),
+            false => account.account.folders.clone(),
+        },
         layout: match args.layout {
             LayoutArg::Verbatim => Layout::Verbatim,
             LayoutArg::MaildirPlusPlus => Layout::MaildirPlusPlus,

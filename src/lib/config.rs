@@ -62,6 +62,21 @@ pub struct Account {
     pub only_ca_file: Vec<PathBuf>,
     /// The local maildir; `~` is expanded against the home directory.
     pub maildir: Option<PathBuf>,
+    /// Folder patterns to sync (`["INBOX", "Lists.*"]`, as `mail-sync
+    /// --folder`); every folder when empty.
+    #[serde(default)]
+    pub folders: Vec<String>,
+    /// `YYYY-MM-DD`: mail-bot's first run on the account acts on mail
+    /// dated from this day on (by default on none of the mail already
+    /// there).
+    pub since: Option<String>,
+    /// How long a temporary failure (server down) lasts before mail-bot
+    /// says so on stderr (seconds, or `30m`, `1h`, `2d`).
+    #[serde(default, deserialize_with = "duration")]
+    pub alert_after: Option<Duration>,
+    /// The least time between two automatic replies to one sender.
+    #[serde(default, deserialize_with = "duration")]
+    pub reply_interval: Option<Duration>,
 }
 
 impl fmt::Debug for Account {
@@ -77,6 +92,10 @@ impl fmt::Debug for Account {
             .field("ca_file", &self.ca_file)
             .field("only_ca_file", &self.only_ca_file)
             .field("maildir", &self.maildir)
+            .field("folders", &self.folders)
+            .field("since", &self.since)
+            .field("alert_after", &self.alert_after)
+            .field("reply_interval", &self.reply_interval)
             .finish()
     }
 }
@@ -165,6 +184,15 @@ impl Config {
             if let Some(u) = &account.imap {
                 crate::imap::ImapUrl::parse(u).map_err(|e| as_config("imap", e))?;
             }
+            if let Some(d) = &account.since
+                && parse_day(d).is_none()
+            {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    object(),
+                    format!("since: {d:?} is not a day (write YYYY-MM-DD)"),
+                ));
+            }
         }
         Ok(())
     }
@@ -249,6 +277,14 @@ impl Account {
                 .cloned()
                 .collect(),
             maildir: pick(&self.maildir, &over.maildir),
+            folders: if over.folders.is_empty() {
+                self.folders.clone()
+            } else {
+                over.folders.clone()
+            },
+            since: pick(&self.since, &over.since),
+            alert_after: pick(&self.alert_after, &over.alert_after),
+            reply_interval: pick(&self.reply_interval, &over.reply_interval),
         }
     }
 
@@ -282,6 +318,49 @@ impl Account {
 
 /// How long a password or token command may take unless told otherwise.
 pub const DEFAULT_SECRET_TIMEOUT: Duration = crate::child::DEFAULT_SECRET_TIMEOUT;
+
+/// A duration in the file: seconds as a number, or text with a unit
+/// (`90s`, `30m`, `1h`, `7d`, `2w`).
+pub fn parse_duration(value: &toml::Value) -> Option<Duration> {
+    match value {
+        toml::Value::Integer(n) if *n >= 0 => Some(Duration::from_secs(*n as u64)),
+        toml::Value::Float(f) if *f >= 0.0 && f.is_finite() => Duration::try_from_secs_f64(*f).ok(),
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit())?;
+            let (n, unit) = s.split_at(split);
+            let n: u64 = n.parse().ok()?;
+            let unit = match unit.trim() {
+                "s" => 1,
+                "m" | "min" => 60,
+                "h" => 3600,
+                "d" => 86_400,
+                "w" => 7 * 86_400,
+                _ => return None,
+            };
+            Some(Duration::from_secs(n.checked_mul(unit)?))
+        }
+        _ => None,
+    }
+}
+
+fn duration<'de, D>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = toml::Value::deserialize(deserializer)?;
+    parse_duration(&value).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{value} is not a duration (seconds, or like \"30m\", \"1h\", \"7d\")"
+        ))
+    })
+}
+
+/// `YYYY-MM-DD` as the first second of that day, UTC, in seconds since
+/// the epoch.
+pub fn parse_day(text: &str) -> Option<i64> {
+    crate::bot::date::parse_day(text)
+}
 
 /// `ca_file = "a.pem"` or `ca_file = ["a.pem", "b.pem"]`.
 fn one_or_many<'de, D>(deserializer: D) -> std::result::Result<Vec<PathBuf>, D::Error>

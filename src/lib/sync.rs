@@ -160,6 +160,10 @@ pub struct FolderReport {
     pub expunged_server: usize,
     /// Why the folder failed, if it did.
     pub error: Option<String>,
+    /// The folder's special use as the server's LIST gave it (RFC 6154:
+    /// `\Sent`, `\Junk`, `\Trash`, `\Drafts`, ...), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub special_use: Option<String>,
 }
 
 impl FolderReport {
@@ -803,17 +807,36 @@ fn pass(
                 folder::sync_folder(session, options, tuning, mailbox, &local, on_new, on_event)
             }
         };
-        let done = match outcome {
+        let mut done = match outcome {
             Ok(r) => r,
             Err(e) if breaks_session(&e) => return Err(e),
             Err(e) => {
                 FolderReport::failed(mailbox.name.clone(), local.clone(), crate::error::chain(&e))
             }
         };
+        done.special_use = special_use(&mailbox.attributes);
         on_event(Event::FolderDone(&done));
         report.folders.push(done);
     }
     Ok(report)
+}
+
+/// The RFC 6154 special-use attribute among a LIST response's attributes.
+fn special_use(attributes: &[String]) -> Option<String> {
+    const USES: [&str; 7] = [
+        "\\All",
+        "\\Archive",
+        "\\Drafts",
+        "\\Flagged",
+        "\\Junk",
+        "\\Sent",
+        "\\Trash",
+    ];
+    attributes.iter().find_map(|a| {
+        USES.iter()
+            .find(|u| u.eq_ignore_ascii_case(a))
+            .map(|u| u.to_string())
+    })
 }
 
 #[cfg(test)]
