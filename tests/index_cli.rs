@@ -819,7 +819,9 @@ fn the_readme_recipe_for_the_notmuch_cli_runs_as_written() {
 
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path();
-    let b = build_maildir(&home.join("Mail"));
+    let Some(b) = build_maildir(&home.join("Mail")) else {
+        return;
+    };
     // What mail-sync leaves beside the mail, which notmuch new must pass
     // over without a word.
     fs::create_dir_all(b.root.join(".mailbot/sync")).unwrap();
@@ -918,7 +920,9 @@ fn scan(root: &Path) -> serde_json::Value {
 
 #[test]
 fn new_lists_only_the_folders_that_changed() {
-    let (_tmp, b) = built();
+    let Some((_tmp, b)) = built() else {
+        return;
+    };
     age_folders(&b.root);
     let first = scan(&b.root);
     let folders = first["folders_listed"].as_u64().unwrap();
