@@ -255,6 +255,10 @@ impl Index {
             check_write_lock(&root)?;
             open_database(&root, DatabaseMode::ReadWrite)?
         } else {
+            // Made here, not by libnotmuch, so that the full text of every
+            // message is in a folder only its owner can open.
+            let dir = database_path(&root);
+            crate::private::create_dir_all(&dir).map_err(|e| Error::writing(&dir, e))?;
             match Database::create(&root) {
                 Ok(db) => db,
                 // Another process created it in the meantime.

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod bot;
+pub mod child;
 pub mod cli;
 pub mod compose;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod index;
 pub mod lockfile;
 pub mod maildir;
 pub mod mime;
+pub mod private;
 pub mod queue;
 pub mod sendmail;
 pub mod shell;
@@ -26,6 +28,7 @@ pub mod smtp;
 pub mod sync;
 pub mod tls;
 pub mod tnef;
+pub mod url;
 pub mod uuencode;
 
 /// Where the test corpora are (the same file the integration tests use).
