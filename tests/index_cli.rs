@@ -920,7 +920,9 @@ fn scan(root: &Path) -> serde_json::Value {
 
 #[test]
 fn new_lists_only_the_folders_that_changed() {
-    let Some((_tmp, b)) = built() else { return };
+    let Some((_tmp, b)) = built() else {
+        return;
+    };
     age_folders(&b.root);
     let first = scan(&b.root);
     let folders = first["folders_listed"].as_u64().unwrap();

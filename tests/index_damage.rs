@@ -101,8 +101,8 @@ fn rebuild_and_check(root: &Path, messages: u64) {
     );
 }
 
-/// The corpus maildir indexed, and its message count; `None` (the test
-/// is skipped) without the corpora.
+/// The corpus maildir indexed, with its message count; `None` (the test
+/// is skipped) without corpora.
 fn indexed_maildir(tmp: &Path) -> Option<(std::path::PathBuf, u64)> {
     let built = build_maildir(&tmp.join("Mail"))?;
     expect(index_at(&built.root, &["new"], b""), 0, "new");
