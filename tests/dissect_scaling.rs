@@ -211,6 +211,16 @@ const SHAPES: &[Shape] = &[
         },
     },
     Shape {
+        name: "many unindented continuation lines",
+        make: |n| {
+            let lines = repeat(n, |i| format!("p{i}=v\n"));
+            multipart(&format!(
+                "--b\nContent-Type: application/pdf;\n{lines}Content-Disposition: attachment; filename=a.pdf\n\n%PDF-1.4\n"
+            ))
+        },
+        check: |d, _| attachment_names(d) == ["a.pdf"],
+    },
+    Shape {
         name: "very long header line",
         make: |n| {
             let words = repeat(n, |_| "abcdefgh ".to_string());
