@@ -209,7 +209,45 @@ fn a_bad_message_among_good_ones_gives_1() {
     assert!(lines(&out).iter().any(|l| l.ends_with("invoice.pdf")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("mail-dissect: empty.eml: "), "{err}");
+    assert!(err.contains("not a message"), "{err}");
     assert_eq!(err.lines().count(), 1);
+}
+
+/// Text without a header (a saved body, a text that starts with a blank
+/// line) is a message whose body is the whole text; only an empty file
+/// is not a message.
+#[test]
+fn a_file_without_header_fields_is_still_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["no-header-body-only.eml", "no-header-blank-first.eml"] {
+        let eml = fixture(name).display().to_string();
+        let out = expect(tmp.path(), &["--json", &eml], b"", 0);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let body = report["files"][0]["path"].as_str().unwrap();
+        assert!(body.ends_with("body.txt"), "{name}: {report}");
+        let text = fs::read_to_string(tmp.path().join(body)).unwrap();
+        assert!(text.starts_with(if name.contains("blank") {
+            "A text"
+        } else {
+            "Hello Bob,"
+        }));
+        let defects = report["defects"].to_string();
+        assert!(defects.contains("no header fields"), "{name}: {defects}");
+    }
+    let out = expect(
+        tmp.path(),
+        &[fixture("no-header-body-only.eml").to_str().unwrap()],
+        b"",
+        0,
+    );
+    let notes = lines(&out)
+        .into_iter()
+        .find(|l| l.ends_with("notes.txt"))
+        .unwrap();
+    assert_eq!(
+        fs::read(tmp.path().join(notes)).unwrap(),
+        b"the notes for the meeting are in this file.\n"
+    );
 }
 
 #[test]

@@ -229,7 +229,8 @@ pub struct Selection {
 }
 
 impl Dissection {
-    /// True when the input had no header fields at all: not a message.
+    /// True when the input had no header fields at all (it is still read
+    /// as a message: its body is the whole text, with a defect).
     pub fn looks_empty(&self) -> bool {
         self.headers.raw.is_empty()
     }
@@ -245,6 +246,16 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
         defects: message.defects,
         ..Dissection::default()
     };
+    if d.headers.raw.is_empty() && !raw.is_empty() {
+        // Text without a header (a body saved on its own, or a file that
+        // starts with a blank line): lenient readers such as mime4j and
+        // Python's email package take it as a message all the same.
+        d.defects.push(Defect {
+            part: String::new(),
+            kind: DefectKind::Header,
+            detail: "no header fields: read as a message whose body is the whole text".into(),
+        });
+    }
     let filtering = !opts.types.is_empty();
     let want_bodies = opts.bodies && !filtering;
     d.selection = Selection {

@@ -705,26 +705,75 @@ fn content_end(body: &[u8], start: usize, delim: usize) -> usize {
     end.max(start)
 }
 
-/// The first line that looks like a boundary line (`--token`), for
-/// multiparts whose declared boundary is missing or wrong.
+/// The boundary of a multipart whose declared boundary is missing or
+/// never appears, read from the body: the token of a `--token` line.
+///
+/// Lines that merely start with dashes (a signature's `-- `, a rule of
+/// dashes) are not candidates. Among the candidates, the first one that
+/// looks like a delimiter wins: used twice or closed with `--token--`,
+/// and followed by a header field or the blank line that starts a part;
+/// failing that, the first that opens a part or is used twice; failing
+/// that, the first. Linear in the body length.
 fn guess_boundary(body: &[u8]) -> Option<Vec<u8>> {
+    #[derive(Default)]
+    struct Seen {
+        first: usize,
+        uses: usize,
+        closed: bool,
+        opens_part: bool,
+    }
+    let mut seen: std::collections::HashMap<&[u8], Seen> = std::collections::HashMap::new();
     let mut pos = 0;
     while pos < body.len() {
         let next = header::next_line(body, pos);
         let line = header::trim_eol(&body[pos..next]);
-        if let Some(rest) = line.strip_prefix(b"--") {
-            let rest = rest
-                .iter()
-                .rposition(|b| !b.is_ascii_whitespace())
-                .map_or(&rest[..0], |e| &rest[..=e]);
-            let rest = rest.strip_suffix(b"--").unwrap_or(rest);
-            if rest.len() >= 2 && !rest.iter().any(|b| b.is_ascii_whitespace()) {
-                return Some(rest.to_vec());
-            }
+        if let Some(token) = boundary_token(line) {
+            let (token, closed) = match token.strip_suffix(b"--") {
+                Some(open) if !open.is_empty() && !open.iter().all(|&b| b == b'-') => (open, true),
+                _ => (token, false),
+            };
+            let following = header::trim_eol(&body[next..header::next_line(body, next)]);
+            let opens_part = !closed
+                && (following.is_empty()
+                    || memchr::memchr(b':', following).is_some_and(|c| {
+                        c > 0 && following[..c].iter().all(|&b| b.is_ascii_graphic())
+                    }));
+            let order = seen.len();
+            let s = seen.entry(token).or_insert_with(|| Seen {
+                first: order,
+                ..Seen::default()
+            });
+            s.uses += 1;
+            s.closed |= closed;
+            s.opens_part |= opens_part;
         }
         pos = next;
     }
-    None
+    let pick = |good: &dyn Fn(&Seen) -> bool| {
+        seen.iter()
+            .filter(|(_, s)| good(s))
+            .min_by_key(|(_, s)| s.first)
+            .map(|(t, _)| t.to_vec())
+    };
+    pick(&|s| s.opens_part && (s.closed || s.uses >= 2))
+        .or_else(|| pick(&|s| s.opens_part || s.uses >= 2))
+        .or_else(|| pick(&|_| true))
+}
+
+/// The token of a line that could be a boundary line: `--` then at least
+/// one character that is not a dash, no blanks inside (blanks at the end
+/// are transport padding).
+fn boundary_token(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(b"--")?;
+    let end = rest
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |e| e + 1);
+    let token = &rest[..end];
+    let usable = !token.is_empty()
+        && !token.iter().all(|&b| b == b'-')
+        && !token.iter().any(|b| b.is_ascii_whitespace());
+    usable.then_some(token)
 }
 
 #[cfg(test)]
