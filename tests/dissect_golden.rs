@@ -148,6 +148,8 @@ fn the_course_step_pdf_comes_back_byte_identical() {
         "single-base64-pdf.eml",
         "nested-rfc822.eml",
         "names.eml",
+        "uuencode-later-parts.eml",
+        "no-boundary-one-character.eml",
     ] {
         let raw = fs::read(fixture_dir().join(name)).unwrap();
         for raw in [raw.clone(), to_crlf(&raw)] {

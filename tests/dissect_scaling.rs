@@ -384,6 +384,14 @@ const SHAPES: &[Shape] = &[
         check: |d, _| d.attachments.len() == 1,
     },
     Shape {
+        name: "many uuencoded files",
+        make: |n| {
+            let blocks = repeat(n, |i| format!("begin 644 f{i}.txt\n#86)C\n`\nend\n"));
+            multipart(&format!("--b\n\nintro\n--b\n\n{blocks}"))
+        },
+        check: |d, n| d.attachments.len() == n,
+    },
+    Shape {
         name: "many TNEF attachments",
         make: |n| {
             let encoded = base64(&tnef_stream(n));

@@ -19,8 +19,10 @@
 //!   `body.html`, decoded to UTF-8); any further one is an attachment
 //!   named after its path (`part-1.3.txt`), as its bytes were sent;
 //! - a TNEF `winmail.dat` is replaced by the files it carries (see
-//!   [`unpack_tnef`]), and uuencoded blocks in text parts become
-//!   attachments and leave the body (see [`find_uuencoded`]).
+//!   [`unpack_tnef`]), and uuencoded blocks in every inline text part
+//!   become attachments and leave the text (see [`find_uuencoded`]): the
+//!   body, a later text part (written without them, or not at all when
+//!   nothing else is left), a text part of an attached message.
 //!
 //! # Names and types
 //!
@@ -289,6 +291,17 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
             || declared_name.is_some()
             || part.disposition.as_deref() == Some("attachment")
             || !is_body_type;
+        // Uuencoded files in any inline text part (the body, a later
+        // text part, one inside an attached message) become attachments
+        // and leave the text.
+        let mut uuencoded_files = false;
+        if !attachment_like && !part.uuencoded {
+            let spans = extract_uuencoded(&part.path, &part.body, opts, &mut d);
+            if !spans.is_empty() {
+                part.body = without_spans(&part.body, &spans);
+                uuencoded_files = true;
+            }
+        }
         if !attachment_like && part.message_depth > 0 {
             info.role = Role::InAttachedMessage;
             d.parts.push(info);
@@ -300,17 +313,13 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
         } else {
             d.body_text.is_none()
         };
+        if !attachment_like && uuencoded_files && !slot_free && part.body.trim_ascii().is_empty() {
+            // Nothing but the files: no part-N.txt of blank lines.
+            info.role = Role::Attachment;
+            d.parts.push(info);
+            continue;
+        }
         if !attachment_like && !part.uuencoded && slot_free {
-            // Uuencoded files in a text body become attachments and leave
-            // the body text.
-            let spans = if is_html {
-                Vec::new()
-            } else {
-                extract_uuencoded(&part.path, &part.body, opts, &mut d)
-            };
-            if !spans.is_empty() {
-                part.body = without_spans(&part.body, &spans);
-            }
             let text = if want_bodies {
                 // HTML without a charset parameter often names it in a
                 // <meta> tag.
