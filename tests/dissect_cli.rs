@@ -250,6 +250,33 @@ fn a_file_without_header_fields_is_still_a_message() {
     );
 }
 
+/// Embedded Outlook items in a winmail.dat are files of their own, and
+/// message.json says which item each file was inside and what it is.
+#[test]
+fn tnef_items_are_recorded_in_message_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let eml = fixture("tnef-embedded-items.eml").display().to_string();
+    let out = expect(tmp.path(), &["--json", &eml], b"", 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = report["files"].as_array().unwrap();
+    let find = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+    };
+    assert_eq!(find("/Send the report.tnef")["item_class"], "IPM.Task");
+    assert_eq!(
+        find("/AGENDA.TXT")["within"],
+        serde_json::json!(["Fwd: figures.tnef", "Review meeting.tnef"])
+    );
+    assert!(find("/REPORT.TXT").get("within").is_none());
+    let agenda = tmp
+        .path()
+        .join(find("/AGENDA.TXT")["path"].as_str().unwrap());
+    assert_eq!(fs::read(agenda).unwrap(), b"1. figures\r\n2. budget\r\n");
+}
+
 #[test]
 fn a_missing_input_gives_66_and_the_rest_is_done() {
     let tmp = tempfile::tempdir().unwrap();

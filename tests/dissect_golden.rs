@@ -28,14 +28,24 @@ fn summary(d: &Dissection) -> Value {
             "role": p.role,
             "size": p.size,
         })).collect::<Vec<_>>(),
-        "attachments": d.attachments.iter().map(|a| json!({
-            "part": a.part,
-            "file": a.file_name,
-            "type": a.content_type,
-            "origin": a.origin,
-            "size": a.data.len(),
-            "sha256": hex::encode(Sha256::digest(&a.data)),
-        })).collect::<Vec<_>>(),
+        "attachments": d.attachments.iter().map(|a| {
+            let mut v = json!({
+                "part": a.part,
+                "file": a.file_name,
+                "type": a.content_type,
+                "origin": a.origin,
+                "size": a.data.len(),
+                "sha256": hex::encode(Sha256::digest(&a.data)),
+            });
+            // Only files out of embedded TNEF items have these.
+            if !a.within.is_empty() {
+                v["within"] = json!(a.within);
+            }
+            if let Some(class) = &a.item_class {
+                v["item_class"] = json!(class);
+            }
+            v
+        }).collect::<Vec<_>>(),
         "body_text": d.body_text,
         "body_html": d.body_html,
         "defects": d.defects,

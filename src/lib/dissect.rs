@@ -197,6 +197,12 @@ pub struct Attachment {
     pub data: Vec<u8>,
     /// Where it came from.
     pub origin: Origin,
+    /// The embedded TNEF items (their declared names) it was inside,
+    /// outermost first.
+    pub within: Vec<String>,
+    /// For an embedded TNEF item's own file: the item's message class
+    /// (`IPM.Task`, `IPM.Appointment`, `IPM.Note`).
+    pub item_class: Option<String>,
 }
 
 /// Everything found in one message.
@@ -420,6 +426,8 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
             declared_name: declared_name.map(|n| n.decoded),
             data,
             origin,
+            within: Vec::new(),
+            item_class: None,
         });
         d.parts.push(info);
     }
@@ -492,7 +500,7 @@ fn main_headers(h: &Headers) -> MainHeaders {
 }
 
 /// A file found inside a part by the uuencode or TNEF decoders.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Extracted {
     /// The name the encoder gave it.
     pub name: String,
@@ -505,42 +513,41 @@ pub struct Extracted {
     /// Where it sat in the text it was found in (uuencoded blocks), so
     /// the body can be written without it.
     pub span: Option<std::ops::Range<usize>>,
+    /// The embedded TNEF items it was inside, outermost first.
+    pub within: Vec<String>,
+    /// For an embedded TNEF item's own file: its message class.
+    pub item_class: Option<String>,
 }
 
 /// The files a container carries, and what had to be guessed.
 pub type Unpacked = (Vec<Extracted>, Vec<String>);
 
 /// The files a TNEF `winmail.dat` carries: `None` when `data` is not
-/// TNEF, else the files (the message body it holds as
-/// `winmail-body.rtf` / `winmail-body.html`) and the defects, or why it
-/// could not be decoded at all.
+/// TNEF, else the files (embedded Outlook items as files of their own,
+/// with their bodies and files beside them; the message body it holds as
+/// `winmail-body.txt`, `.rtf`, `.html`) and the defects, or why it could
+/// not be decoded at all.
 pub fn unpack_tnef(data: &[u8]) -> Option<Result<Unpacked, String>> {
     if !crate::tnef::is_tnef(data) {
         return None;
     }
-    let extracted = |name: String, data: Vec<u8>, mime_type: Option<String>| Extracted {
-        name,
-        data,
-        mime_type,
-        defects: Vec::new(),
-        span: None,
-    };
     Some(match crate::tnef::decode(data) {
         Ok(t) => {
-            let mut files: Vec<Extracted> = t
+            // The body is often the only readable form of the message.
+            let body = t.body_files("winmail");
+            let files = t
                 .files
                 .into_iter()
-                .map(|f| extracted(f.name, f.data, f.mime_type))
+                .chain(body)
+                .map(|f| Extracted {
+                    name: f.name,
+                    data: f.data,
+                    mime_type: f.mime_type,
+                    within: f.within,
+                    item_class: f.item_class,
+                    ..Extracted::default()
+                })
                 .collect();
-            // The body is often the only readable form of the message.
-            if let Some(rtf) = t.body.rtf {
-                let rtf_type = Some("application/rtf".to_string());
-                files.push(extracted("winmail-body.rtf".into(), rtf, rtf_type));
-            }
-            if let Some(html) = t.body.html {
-                let html_type = Some("text/html".to_string());
-                files.push(extracted("winmail-body.html".into(), html, html_type));
-            }
             Ok((files, t.defects))
         }
         Err(e) => Err(e.to_string()),
@@ -554,9 +561,9 @@ pub fn find_uuencoded(text: &[u8]) -> Vec<Extracted> {
         .map(|u| Extracted {
             name: u.name,
             data: u.data,
-            mime_type: None,
             defects: u.defects,
             span: Some(u.start..u.end),
+            ..Extracted::default()
         })
         .collect()
 }
@@ -620,6 +627,8 @@ fn push_extracted(path: &str, f: Extracted, origin: Origin, opts: &Options, d: &
         declared_name: Some(f.name),
         data: f.data,
         origin,
+        within: f.within,
+        item_class: f.item_class,
     });
 }
 
