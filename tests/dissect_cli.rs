@@ -209,7 +209,72 @@ fn a_bad_message_among_good_ones_gives_1() {
     assert!(lines(&out).iter().any(|l| l.ends_with("invoice.pdf")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("mail-dissect: empty.eml: "), "{err}");
+    assert!(err.contains("not a message"), "{err}");
     assert_eq!(err.lines().count(), 1);
+}
+
+/// Text without a header (a saved body, a text that starts with a blank
+/// line) is a message whose body is the whole text; only an empty file
+/// is not a message.
+#[test]
+fn a_file_without_header_fields_is_still_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["no-header-body-only.eml", "no-header-blank-first.eml"] {
+        let eml = fixture(name).display().to_string();
+        let out = expect(tmp.path(), &["--json", &eml], b"", 0);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let body = report["files"][0]["path"].as_str().unwrap();
+        assert!(body.ends_with("body.txt"), "{name}: {report}");
+        let text = fs::read_to_string(tmp.path().join(body)).unwrap();
+        assert!(text.starts_with(if name.contains("blank") {
+            "A text"
+        } else {
+            "Hello Bob,"
+        }));
+        let defects = report["defects"].to_string();
+        assert!(defects.contains("no header fields"), "{name}: {defects}");
+    }
+    let out = expect(
+        tmp.path(),
+        &[fixture("no-header-body-only.eml").to_str().unwrap()],
+        b"",
+        0,
+    );
+    let notes = lines(&out)
+        .into_iter()
+        .find(|l| l.ends_with("notes.txt"))
+        .unwrap();
+    assert_eq!(
+        fs::read(tmp.path().join(notes)).unwrap(),
+        b"the notes for the meeting are in this file.\n"
+    );
+}
+
+/// Embedded Outlook items in a winmail.dat are files of their own, and
+/// message.json says which item each file was inside and what it is.
+#[test]
+fn tnef_items_are_recorded_in_message_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let eml = fixture("tnef-embedded-items.eml").display().to_string();
+    let out = expect(tmp.path(), &["--json", &eml], b"", 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = report["files"].as_array().unwrap();
+    let find = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+    };
+    assert_eq!(find("/Send the report.tnef")["item_class"], "IPM.Task");
+    assert_eq!(
+        find("/AGENDA.TXT")["within"],
+        serde_json::json!(["Fwd: figures.tnef", "Review meeting.tnef"])
+    );
+    assert!(find("/REPORT.TXT").get("within").is_none());
+    let agenda = tmp
+        .path()
+        .join(find("/AGENDA.TXT")["path"].as_str().unwrap());
+    assert_eq!(fs::read(agenda).unwrap(), b"1. figures\r\n2. budget\r\n");
 }
 
 #[test]

@@ -28,14 +28,24 @@ fn summary(d: &Dissection) -> Value {
             "role": p.role,
             "size": p.size,
         })).collect::<Vec<_>>(),
-        "attachments": d.attachments.iter().map(|a| json!({
-            "part": a.part,
-            "file": a.file_name,
-            "type": a.content_type,
-            "origin": a.origin,
-            "size": a.data.len(),
-            "sha256": hex::encode(Sha256::digest(&a.data)),
-        })).collect::<Vec<_>>(),
+        "attachments": d.attachments.iter().map(|a| {
+            let mut v = json!({
+                "part": a.part,
+                "file": a.file_name,
+                "type": a.content_type,
+                "origin": a.origin,
+                "size": a.data.len(),
+                "sha256": hex::encode(Sha256::digest(&a.data)),
+            });
+            // Only files out of embedded TNEF items have these.
+            if !a.within.is_empty() {
+                v["within"] = json!(a.within);
+            }
+            if let Some(class) = &a.item_class {
+                v["item_class"] = json!(class);
+            }
+            v
+        }).collect::<Vec<_>>(),
         "body_text": d.body_text,
         "body_html": d.body_html,
         "defects": d.defects,
@@ -148,6 +158,8 @@ fn the_course_step_pdf_comes_back_byte_identical() {
         "single-base64-pdf.eml",
         "nested-rfc822.eml",
         "names.eml",
+        "uuencode-later-parts.eml",
+        "no-boundary-one-character.eml",
     ] {
         let raw = fs::read(fixture_dir().join(name)).unwrap();
         for raw in [raw.clone(), to_crlf(&raw)] {

@@ -211,6 +211,16 @@ const SHAPES: &[Shape] = &[
         },
     },
     Shape {
+        name: "many unindented continuation lines",
+        make: |n| {
+            let lines = repeat(n, |i| format!("p{i}=v\n"));
+            multipart(&format!(
+                "--b\nContent-Type: application/pdf;\n{lines}Content-Disposition: attachment; filename=a.pdf\n\n%PDF-1.4\n"
+            ))
+        },
+        check: |d, _| attachment_names(d) == ["a.pdf"],
+    },
+    Shape {
         name: "very long header line",
         make: |n| {
             let words = repeat(n, |_| "abcdefgh ".to_string());
@@ -372,6 +382,14 @@ const SHAPES: &[Shape] = &[
             multipart(&format!("--b\n\n{lines}--b\n\n{lines}"))
         },
         check: |d, _| d.attachments.len() == 1,
+    },
+    Shape {
+        name: "many uuencoded files",
+        make: |n| {
+            let blocks = repeat(n, |i| format!("begin 644 f{i}.txt\n#86)C\n`\nend\n"));
+            multipart(&format!("--b\n\nintro\n--b\n\n{blocks}"))
+        },
+        check: |d, n| d.attachments.len() == n,
     },
     Shape {
         name: "many TNEF attachments",

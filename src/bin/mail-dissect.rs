@@ -576,10 +576,12 @@ fn dissect_item(item: Item, options: &Options) -> anyhow::Result<dissect::Dissec
         Item::File(p) => std::fs::read(&p).map_err(|e| Error::reading(&p, e))?,
         Item::Stdin(bytes) => bytes,
     };
-    let d = dissect::dissect_bytes(&raw, options);
-    if d.looks_empty() {
-        return Err(Error::new(ErrorKind::BadInput, "", "not a message (no header fields)").into());
+    if raw.is_empty() {
+        return Err(
+            Error::new(ErrorKind::BadInput, "", "not a message (the file is empty)").into(),
+        );
     }
+    let d = dissect::dissect_bytes(&raw, options);
     for defect in &d.defects {
         tracing::debug!("part {}: {}", defect.part, defect.detail);
     }

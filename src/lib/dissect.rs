@@ -19,8 +19,10 @@
 //!   `body.html`, decoded to UTF-8); any further one is an attachment
 //!   named after its path (`part-1.3.txt`), as its bytes were sent;
 //! - a TNEF `winmail.dat` is replaced by the files it carries (see
-//!   [`unpack_tnef`]), and uuencoded blocks in text parts become
-//!   attachments and leave the body (see [`find_uuencoded`]).
+//!   [`unpack_tnef`]), and uuencoded blocks in every inline text part
+//!   become attachments and leave the text (see [`find_uuencoded`]): the
+//!   body, a later text part (written without them, or not at all when
+//!   nothing else is left), a text part of an attached message.
 //!
 //! # Names and types
 //!
@@ -195,6 +197,12 @@ pub struct Attachment {
     pub data: Vec<u8>,
     /// Where it came from.
     pub origin: Origin,
+    /// The embedded TNEF items (their declared names) it was inside,
+    /// outermost first.
+    pub within: Vec<String>,
+    /// For an embedded TNEF item's own file: the item's message class
+    /// (`IPM.Task`, `IPM.Appointment`, `IPM.Note`).
+    pub item_class: Option<String>,
 }
 
 /// Everything found in one message.
@@ -229,7 +237,8 @@ pub struct Selection {
 }
 
 impl Dissection {
-    /// True when the input had no header fields at all: not a message.
+    /// True when the input had no header fields at all (it is still read
+    /// as a message: its body is the whole text, with a defect).
     pub fn looks_empty(&self) -> bool {
         self.headers.raw.is_empty()
     }
@@ -245,6 +254,16 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
         defects: message.defects,
         ..Dissection::default()
     };
+    if d.headers.raw.is_empty() && !raw.is_empty() {
+        // Text without a header (a body saved on its own, or a file that
+        // starts with a blank line): lenient readers such as mime4j and
+        // Python's email package take it as a message all the same.
+        d.defects.push(Defect {
+            part: String::new(),
+            kind: DefectKind::Header,
+            detail: "no header fields: read as a message whose body is the whole text".into(),
+        });
+    }
     let filtering = !opts.types.is_empty();
     let want_bodies = opts.bodies && !filtering;
     d.selection = Selection {
@@ -278,6 +297,17 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
             || declared_name.is_some()
             || part.disposition.as_deref() == Some("attachment")
             || !is_body_type;
+        // Uuencoded files in any inline text part (the body, a later
+        // text part, one inside an attached message) become attachments
+        // and leave the text.
+        let mut uuencoded_files = false;
+        if !attachment_like && !part.uuencoded {
+            let spans = extract_uuencoded(&part.path, &part.body, opts, &mut d);
+            if !spans.is_empty() {
+                part.body = without_spans(&part.body, &spans);
+                uuencoded_files = true;
+            }
+        }
         if !attachment_like && part.message_depth > 0 {
             info.role = Role::InAttachedMessage;
             d.parts.push(info);
@@ -289,17 +319,13 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
         } else {
             d.body_text.is_none()
         };
+        if !attachment_like && uuencoded_files && !slot_free && part.body.trim_ascii().is_empty() {
+            // Nothing but the files: no part-N.txt of blank lines.
+            info.role = Role::Attachment;
+            d.parts.push(info);
+            continue;
+        }
         if !attachment_like && !part.uuencoded && slot_free {
-            // Uuencoded files in a text body become attachments and leave
-            // the body text.
-            let spans = if is_html {
-                Vec::new()
-            } else {
-                extract_uuencoded(&part.path, &part.body, opts, &mut d)
-            };
-            if !spans.is_empty() {
-                part.body = without_spans(&part.body, &spans);
-            }
             let text = if want_bodies {
                 // HTML without a charset parameter often names it in a
                 // <meta> tag.
@@ -400,6 +426,8 @@ pub fn dissect_bytes(raw: &[u8], opts: &Options) -> Dissection {
             declared_name: declared_name.map(|n| n.decoded),
             data,
             origin,
+            within: Vec::new(),
+            item_class: None,
         });
         d.parts.push(info);
     }
@@ -472,7 +500,7 @@ fn main_headers(h: &Headers) -> MainHeaders {
 }
 
 /// A file found inside a part by the uuencode or TNEF decoders.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Extracted {
     /// The name the encoder gave it.
     pub name: String,
@@ -485,42 +513,41 @@ pub struct Extracted {
     /// Where it sat in the text it was found in (uuencoded blocks), so
     /// the body can be written without it.
     pub span: Option<std::ops::Range<usize>>,
+    /// The embedded TNEF items it was inside, outermost first.
+    pub within: Vec<String>,
+    /// For an embedded TNEF item's own file: its message class.
+    pub item_class: Option<String>,
 }
 
 /// The files a container carries, and what had to be guessed.
 pub type Unpacked = (Vec<Extracted>, Vec<String>);
 
 /// The files a TNEF `winmail.dat` carries: `None` when `data` is not
-/// TNEF, else the files (the message body it holds as
-/// `winmail-body.rtf` / `winmail-body.html`) and the defects, or why it
-/// could not be decoded at all.
+/// TNEF, else the files (embedded Outlook items as files of their own,
+/// with their bodies and files beside them; the message body it holds as
+/// `winmail-body.txt`, `.rtf`, `.html`) and the defects, or why it could
+/// not be decoded at all.
 pub fn unpack_tnef(data: &[u8]) -> Option<Result<Unpacked, String>> {
     if !crate::tnef::is_tnef(data) {
         return None;
     }
-    let extracted = |name: String, data: Vec<u8>, mime_type: Option<String>| Extracted {
-        name,
-        data,
-        mime_type,
-        defects: Vec::new(),
-        span: None,
-    };
     Some(match crate::tnef::decode(data) {
         Ok(t) => {
-            let mut files: Vec<Extracted> = t
+            // The body is often the only readable form of the message.
+            let body = t.body_files("winmail");
+            let files = t
                 .files
                 .into_iter()
-                .map(|f| extracted(f.name, f.data, f.mime_type))
+                .chain(body)
+                .map(|f| Extracted {
+                    name: f.name,
+                    data: f.data,
+                    mime_type: f.mime_type,
+                    within: f.within,
+                    item_class: f.item_class,
+                    ..Extracted::default()
+                })
                 .collect();
-            // The body is often the only readable form of the message.
-            if let Some(rtf) = t.body.rtf {
-                let rtf_type = Some("application/rtf".to_string());
-                files.push(extracted("winmail-body.rtf".into(), rtf, rtf_type));
-            }
-            if let Some(html) = t.body.html {
-                let html_type = Some("text/html".to_string());
-                files.push(extracted("winmail-body.html".into(), html, html_type));
-            }
             Ok((files, t.defects))
         }
         Err(e) => Err(e.to_string()),
@@ -534,9 +561,9 @@ pub fn find_uuencoded(text: &[u8]) -> Vec<Extracted> {
         .map(|u| Extracted {
             name: u.name,
             data: u.data,
-            mime_type: None,
             defects: u.defects,
             span: Some(u.start..u.end),
+            ..Extracted::default()
         })
         .collect()
 }
@@ -600,6 +627,8 @@ fn push_extracted(path: &str, f: Extracted, origin: Origin, opts: &Options, d: &
         declared_name: Some(f.name),
         data: f.data,
         origin,
+        within: f.within,
+        item_class: f.item_class,
     });
 }
 

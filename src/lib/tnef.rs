@@ -8,11 +8,16 @@
 //! them. [`decode`] walks that stream, reads every length against what is
 //! actually left, and keeps whatever is complete: a bad checksum, a
 //! truncated attribute or trailing garbage becomes a defect, not an error.
-//! Embedded messages (attachments that are themselves TNEF messages) are
-//! decoded in turn; other embedded OLE objects are kept as opaque files.
+//! Embedded Outlook items (an attachment whose data is itself a message,
+//! task, appointment or contact: a TNEF stream of its own) are kept as a
+//! file of their own, the item's stream as it was sent, and decoded in
+//! turn: their bodies and attachments come out beside them, each saying
+//! which item it was inside. Other embedded OLE objects are kept as
+//! opaque files. Nothing is dropped without a defect: an attribute this
+//! module does not know is reported.
 //!
-//! It deliberately does not: interpret calendar, contact or task items
-//! (their properties are skipped), render RTF to text or HTML (the
+//! It deliberately does not: interpret calendar, contact or task fields
+//! (they stay in the item's own file), render RTF to text or HTML (the
 //! decompressed RTF is returned as it is), write anything, or judge file
 //! names (callers still reduce them to a safe basename).
 
@@ -21,7 +26,7 @@ use std::fmt;
 use encoding_rs::{Encoding, UTF_16LE, WINDOWS_1252};
 
 /// One file carried in a TNEF stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TnefFile {
     /// The best name the stream gives: the long file name, else the 8.3
     /// name, else the display name, else `attachment-N`; not sanitised.
@@ -30,6 +35,13 @@ pub struct TnefFile {
     pub data: Vec<u8>,
     /// The MIME type the sender's client recorded, if any.
     pub mime_type: Option<String>,
+    /// The names of the embedded items this file was inside, outermost
+    /// first (empty for a file of the message itself).
+    pub within: Vec<String>,
+    /// For an embedded item's own file (its TNEF stream): the item's
+    /// message class (`IPM.Task`, `IPM.Appointment`, `IPM.Note`), or
+    /// `IPM` when the stream does not say.
+    pub item_class: Option<String>,
 }
 
 /// The message body a TNEF stream carries, in whichever forms it has.
@@ -46,13 +58,45 @@ pub struct TnefBody {
 /// What a TNEF stream decoded to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tnef {
-    /// The attached files in stream order, those of embedded messages
-    /// where the embedded message stood.
+    /// The attached files in stream order; an embedded item is its own
+    /// file, followed by its body (`<item>-body.txt`, `.rtf`, `.html`)
+    /// and its files, where the item stood.
     pub files: Vec<TnefFile>,
-    /// The top-level message body; embedded messages' bodies are dropped.
+    /// The top-level message body (embedded items' bodies are files).
     pub body: TnefBody,
+    /// The message class (`attMessageClass` or `PR_MESSAGE_CLASS`).
+    pub class: Option<String>,
+    /// The subject (`attSubject` or `PR_SUBJECT`).
+    pub subject: Option<String>,
     /// What had to be tolerated or skipped, one sentence each.
     pub defects: Vec<String>,
+}
+
+impl Tnef {
+    /// The body in each form the stream has, as files named
+    /// `<stem>-body.txt`, `.rtf` and `.html`.
+    pub fn body_files(&self, stem: &str) -> Vec<TnefFile> {
+        let file = |ext: &str, data: &[u8], mime_type: &str| TnefFile {
+            name: format!("{stem}-body.{ext}"),
+            data: data.to_vec(),
+            mime_type: Some(mime_type.into()),
+            ..TnefFile::default()
+        };
+        let body = &self.body;
+        let mut files = Vec::new();
+        if let Some(text) = &body.text
+            && !text.trim().is_empty()
+        {
+            files.push(file("txt", text.as_bytes(), "text/plain"));
+        }
+        if let Some(rtf) = &body.rtf {
+            files.push(file("rtf", rtf, "application/rtf"));
+        }
+        if let Some(html) = &body.html {
+            files.push(file("html", html, "text/html"));
+        }
+        files
+    }
 }
 
 /// Why a stream could not be decoded at all.
@@ -102,6 +146,8 @@ const MAX_DEPTH: usize = 8;
 /// Attribute ids (the low 16 bits; the high 16 are a type that senders
 /// get wrong often enough not to rely on).
 mod attribute {
+    pub const SUBJECT: u16 = 0x8004;
+    pub const MESSAGE_CLASS: u16 = 0x8008;
     pub const BODY: u16 = 0x800C;
     pub const ATTACH_DATA: u16 = 0x800F;
     pub const ATTACH_TITLE: u16 = 0x8010;
@@ -109,10 +155,36 @@ mod attribute {
     pub const MAPI_PROPS: u16 = 0x9003;
     pub const ATTACHMENT: u16 = 0x9005;
     pub const OEM_CODEPAGE: u16 = 0x9007;
+
+    /// Attributes known and deliberately not needed: metadata of the
+    /// message or of an attachment (senders, dates, ids, status, the icon
+    /// Outlook draws for an attachment). Any other id is reported.
+    pub fn is_metadata(id: u16) -> bool {
+        matches!(
+            id,
+            0x0000..=0x0009 // owner, sent-for, delegate, dates, aid owner, request response
+                | 0x0600 // attOriginalMessageClass
+                | 0x8000 // attFrom
+                | 0x8005..=0x8007 // dates sent and received, message status
+                | 0x8009 // attMessageID
+                | 0x800A // attParentID
+                | 0x800B // attConversationID
+                | 0x800D // attPriority
+                | 0x8011 // attAttachMetaFile (the icon)
+                | 0x8012 // attAttachCreateDate
+                | 0x8013 // attAttachModifyDate
+                | 0x8020 // attDateModified
+                | 0x9001 // attAttachTransportFilename
+                | 0x9004 // attRecipTable
+                | 0x9006 // attTnefVersion
+        )
+    }
 }
 
 /// MAPI property ids used here.
 mod property {
+    pub const MESSAGE_CLASS: u16 = 0x001A;
+    pub const SUBJECT: u16 = 0x0037;
     pub const BODY: u16 = 0x1000;
     pub const RTF_COMPRESSED: u16 = 0x1009;
     pub const HTML: u16 = 0x1013;
@@ -283,7 +355,19 @@ impl Decoder {
                     self.message_property(prop);
                 }
             }
-            _ => {}
+            (1, attribute::SUBJECT) => {
+                let subject = self.decode_8bit(trim_nuls(value));
+                self.out.subject.get_or_insert(subject);
+            }
+            (1, attribute::MESSAGE_CLASS) => {
+                let class = self.decode_8bit(trim_nuls(value));
+                self.out.class.get_or_insert(class);
+            }
+            (_, id) if attribute::is_metadata(id) => {}
+            (_, id) => self.defect(format!(
+                "level {level} attribute {id:#06x} ({} bytes) not interpreted: skipped",
+                value.len()
+            )),
         }
     }
 
@@ -360,6 +444,16 @@ impl Decoder {
                 self.out.body.text = Some(text);
             }
             (property::BODY, kind::UNICODE) => self.out.body.text = Some(decode_utf16(first)),
+            (property::SUBJECT, kind::STRING8) => {
+                self.out.subject = Some(self.decode_8bit(trim_nuls(first)));
+            }
+            (property::SUBJECT, kind::UNICODE) => self.out.subject = Some(decode_utf16(first)),
+            (property::MESSAGE_CLASS, kind::STRING8) => {
+                self.out.class = Some(self.decode_8bit(trim_nuls(first)));
+            }
+            (property::MESSAGE_CLASS, kind::UNICODE) => {
+                self.out.class = Some(decode_utf16(first));
+            }
             _ => {}
         }
     }
@@ -387,7 +481,7 @@ impl Decoder {
             .filter(|mime_type| !mime_type.is_empty());
         if attachment.object_is_message
             && let Some(object) = &attachment.object
-            && self.embedded_message(object, number)
+            && self.embedded_item(object, number, name.as_deref())
         {
             return;
         }
@@ -411,12 +505,15 @@ impl Decoder {
             name,
             data,
             mime_type,
+            ..TnefFile::default()
         });
     }
 
-    /// Decodes an embedded message into this one's files; `false` when it
-    /// must be kept as opaque bytes instead.
-    fn embedded_message(&mut self, object: &[u8], number: usize) -> bool {
+    /// Keeps an embedded item (an attachment that is a message, task,
+    /// appointment...) as a file of its own, its TNEF stream as sent, and
+    /// puts its body and files after it; `false` when it must be kept as
+    /// opaque bytes instead.
+    fn embedded_item(&mut self, object: &[u8], number: usize, name: Option<&str>) -> bool {
         if self.depth >= MAX_DEPTH {
             self.defect(format!(
                 "attachment {number} is a message nested deeper than {MAX_DEPTH}; \
@@ -424,21 +521,42 @@ impl Decoder {
             ));
             return false;
         }
-        match decode_nested(object, self.depth + 1) {
-            Ok(inner) => {
-                self.out.files.extend(inner.files);
-                for defect in inner.defects {
-                    self.defect(format!("embedded message in attachment {number}: {defect}"));
-                }
-                true
-            }
+        let inner = match decode_nested(object, self.depth + 1) {
+            Ok(inner) => inner,
             Err(error) => {
                 self.defect(format!(
                     "attachment {number} is an embedded message but {error}; kept undecoded"
                 ));
-                false
+                return false;
             }
+        };
+        let name = name
+            .map(str::to_string)
+            .or_else(|| inner.subject.clone())
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("item-{number}"));
+        let item = format!("{name}.tnef");
+        self.out.files.push(TnefFile {
+            name: item.clone(),
+            data: object.to_vec(),
+            mime_type: Some("application/vnd.ms-tnef".into()),
+            within: Vec::new(),
+            item_class: Some(inner.class.clone().unwrap_or_else(|| "IPM".into())),
+        });
+        let inside = |mut file: TnefFile| {
+            file.within.insert(0, item.clone());
+            file
+        };
+        for file in inner.body_files(&name) {
+            self.out.files.push(inside(file));
         }
+        for file in inner.files {
+            self.out.files.push(inside(file));
+        }
+        for defect in inner.defects {
+            self.defect(format!("embedded item {item:?}: {defect}"));
+        }
+        true
     }
 
     fn text(&self, text: &Text) -> String {
@@ -1046,9 +1164,9 @@ mod tests {
         type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a [u8])>, usize);
         let cases: Vec<Case> = vec![
             (
-                "embedded message",
+                "embedded message: the item's own file, then what it holds",
                 message_object,
-                vec![("INNER.PDF", b"%PDF inner")],
+                vec![("Outer.tnef", &inner), ("INNER.PDF", b"%PDF inner")],
                 0,
             ),
             (
@@ -1099,10 +1217,65 @@ mod tests {
                 .0;
         }
         let tnef = decode(&stream).unwrap();
-        assert_eq!(tnef.files.len(), 1);
-        // Too deep, and so kept under a made-up name.
+        // One file per item down to the limit, then the item too deep,
+        // kept as its stream under a made-up name.
+        assert_eq!(tnef.files.len(), MAX_DEPTH + 1);
         assert_eq!(tnef.defects.len(), 2, "{:?}", tnef.defects);
-        assert!(is_tnef(&tnef.files[0].data));
+        let deepest = tnef.files.last().unwrap();
+        assert!(is_tnef(&deepest.data));
+        assert_eq!(deepest.within.len(), MAX_DEPTH);
+        assert!(
+            tnef.files[..MAX_DEPTH]
+                .iter()
+                .all(|f| f.item_class.is_some())
+        );
+    }
+
+    /// An embedded task: its own file (the item's stream), its body and
+    /// its attachment beside it, each saying which item it was inside;
+    /// the class and subject come from the item's attributes.
+    #[test]
+    fn embedded_items_are_files_with_their_contents_beside_them() {
+        let task = Stream::new()
+            .attribute(1, 0x0007_8008, b"IPM.Task\0")
+            .attribute(1, 0x0001_8004, b"Send the figures\0")
+            .attribute(1, 0x0002_800C, b"Due on Friday.\0")
+            .start_attachment()
+            .title(b"FIGURES.CSV")
+            .data(b"q,total\n1,10\n")
+            .0;
+        let mut object = IID_IMESSAGE.to_vec();
+        object.extend_from_slice(&task);
+        let stream = Stream::new()
+            .start_attachment()
+            .title(b"REPORT.TXT")
+            .data(b"report")
+            .start_attachment()
+            .properties(2, &[(kind::OBJECT, property::ATTACH_DATA_OBJ, &object)])
+            .0;
+        let tnef = decode(&stream).unwrap();
+        let got: Vec<_> = tnef
+            .files
+            .iter()
+            .map(|f| (f.name.as_str(), f.within.clone(), f.item_class.as_deref()))
+            .collect();
+        let item = "Send the figures.tnef".to_string();
+        assert_eq!(
+            got,
+            [
+                ("REPORT.TXT", vec![], None),
+                ("Send the figures.tnef", vec![], Some("IPM.Task")),
+                ("Send the figures-body.txt", vec![item.clone()], None),
+                ("FIGURES.CSV", vec![item], None),
+            ]
+        );
+        assert_eq!(tnef.files[1].data, task);
+        assert_eq!(tnef.files[2].data, b"Due on Friday.");
+        assert!(tnef.defects.is_empty(), "{:?}", tnef.defects);
+        // An attribute nobody knows is reported, not dropped in silence.
+        let odd = Stream::new().attribute(1, 0x0006_8777, b"mystery").0;
+        let tnef = decode(&odd).unwrap();
+        assert_eq!(tnef.defects.len(), 1, "{:?}", tnef.defects);
     }
 
     #[test]

@@ -14,8 +14,6 @@
 //! does not judge the file name: callers must still reduce it to a safe
 //! basename before writing anything.
 
-use encoding_rs::WINDOWS_1252;
-
 /// One uuencoded (or `begin-base64`) file found in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UuFile {
@@ -176,6 +174,20 @@ fn parse_begin_line(line: &[u8]) -> Option<BeginLine> {
         return None;
     }
     let mut defects = Vec::new();
+    let name = match std::str::from_utf8(name_bytes) {
+        Ok(name) => name.to_owned(),
+        Err(_) => {
+            // Names from the era of uuencode are mostly Latin-1 or
+            // windows-1252, which is what uuencode users expect and no
+            // defect; newer encoders write UTF-8, and a name that is
+            // UTF-8 but for a cut character is damage.
+            let (name, how) = crate::mime::charset::repair(name_bytes);
+            if how != crate::mime::charset::Repair::Windows1252 {
+                defects.push(format!("8-bit bytes in the file name: {how}"));
+            }
+            name
+        }
+    };
     let mode = parse_octal(mode_field);
     if mode.is_none() {
         defects.push(format!(
@@ -186,7 +198,7 @@ fn parse_begin_line(line: &[u8]) -> Option<BeginLine> {
     Some(BeginLine {
         kind,
         mode,
-        name: decode_name(name_bytes),
+        name,
         defects,
     })
 }
@@ -211,18 +223,6 @@ fn parse_octal(digits: &[u8]) -> Option<u32> {
         b'0'..=b'7' => Some(mode * 8 + u32::from(d - b'0')),
         _ => None,
     })
-}
-
-/// Names from the era of uuencode are mostly Latin-1 or Windows-1252;
-/// newer encoders write UTF-8.
-fn decode_name(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(name) => name.to_owned(),
-        Err(_) => WINDOWS_1252
-            .decode_without_bom_handling(bytes)
-            .0
-            .into_owned(),
-    }
 }
 
 /// What a block body decoded to, and where scanning goes on.
@@ -675,6 +675,12 @@ mod tests {
             (b"begin 999 odd", "odd", None, 1),
             (b"begin 644 Fr\xf6sche.txt", "Frösche.txt", Some(0o644), 0),
             ("begin 644 żółć.png".as_bytes(), "żółć.png", Some(0o644), 0),
+            (
+                b"begin 644 \xc5\xbc\xc3\xb3\xc5.png",
+                "żó\u{FFFD}.png",
+                Some(0o644),
+                1,
+            ),
         ];
         for (line, name, mode, defects) in cases {
             let mut text = line.to_vec();

@@ -44,7 +44,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Dissection, MainHeaders, PartInfo, Role, Selection};
+use super::{Attachment, Dissection, MainHeaders, PartInfo, Role, Selection};
 use crate::error::{Error, ErrorKind, Result};
 use crate::file_name::{numbered, sanitize_file_name};
 use crate::mime::Defect;
@@ -73,6 +73,13 @@ pub struct WrittenFile {
     pub size: u64,
     /// sha256, hex.
     pub sha256: String,
+    /// The embedded TNEF items (declared names) it was inside, outermost
+    /// first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub within: Vec<String>,
+    /// For an embedded TNEF item's own file: the item's message class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_class: Option<String>,
     /// True when this run created the file (false when it was there
     /// already with the same bytes, or the message was done before).
     #[serde(skip)]
@@ -194,13 +201,7 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
     }
     for a in &d.attachments {
         let f = place(&folder, &a.file_name, &a.data, &mut claimed, !fresh)?;
-        files.push(record(
-            f,
-            &a.part,
-            "attachment",
-            a.declared_name.clone(),
-            &a.data,
-        ));
+        files.push(record_attachment(f, a));
     }
     let json = report_json(d, &path, &files)?;
     let mut text = json.clone();
@@ -375,13 +376,7 @@ fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
     let mut files = Vec::new();
     for a in &d.attachments {
         let f = place(&folder, &a.file_name, &a.data, &mut claimed, true)?;
-        files.push(record(
-            f,
-            &a.part,
-            "attachment",
-            a.declared_name.clone(),
-            &a.data,
-        ));
+        files.push(record_attachment(f, a));
     }
     let json = report_json(d, dir, &files)?;
     Ok(Written {
@@ -390,6 +385,20 @@ fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
         skipped: false,
         json,
     })
+}
+
+fn record_attachment(placed: (PathBuf, bool), a: &Attachment) -> WrittenFile {
+    WrittenFile {
+        within: a.within.clone(),
+        item_class: a.item_class.clone(),
+        ..record(
+            placed,
+            &a.part,
+            "attachment",
+            a.declared_name.clone(),
+            &a.data,
+        )
+    }
 }
 
 fn record(
@@ -406,6 +415,8 @@ fn record(
         declared_name,
         size: data.len() as u64,
         sha256: hex::encode(Sha256::digest(data)),
+        within: Vec::new(),
+        item_class: None,
         created,
     }
 }

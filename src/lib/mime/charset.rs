@@ -1,7 +1,9 @@
 //! Text in a declared charset to UTF-8: encoding_rs labels, a few aliases
 //! real mail uses, UTF-7 by hand, and guesses when the label is missing,
 //! unknown or wrong (UTF-8 if the bytes are valid UTF-8, else
-//! windows-1252), each guess reported.
+//! windows-1252), each guess reported. Text that is UTF-8 but for a few
+//! bad bytes (a name cut in the middle of a character) keeps its UTF-8:
+//! only the bad bytes are read as windows-1252.
 //!
 //! It does not detect charsets statistically.
 
@@ -20,10 +22,10 @@ pub fn decode(bytes: &[u8], label: Option<&str>) -> (String, Option<String>) {
     let Some(label) = label else {
         return match std::str::from_utf8(bytes) {
             Ok(s) => (s.to_string(), None),
-            Err(_) => (
-                windows_1252(bytes),
-                Some("8-bit text without a charset: guessed windows-1252".into()),
-            ),
+            Err(_) => {
+                let (text, how) = repair(bytes);
+                (text, Some(format!("8-bit text without a charset: {how}")))
+            }
         };
     };
     if matches!(
@@ -38,10 +40,10 @@ pub fn decode(bytes: &[u8], label: Option<&str>) -> (String, Option<String>) {
                 s.to_string(),
                 (!bytes.is_ascii()).then(|| format!("unknown charset {label:?}: guessed UTF-8")),
             ),
-            Err(_) => (
-                windows_1252(bytes),
-                Some(format!("unknown charset {label:?}: guessed windows-1252")),
-            ),
+            Err(_) => {
+                let (text, how) = repair(bytes);
+                (text, Some(format!("unknown charset {label:?}: {how}")))
+            }
         };
     };
     if bytes.is_ascii() && encoding.is_ascii_compatible() {
@@ -61,11 +63,10 @@ pub fn decode(bytes: &[u8], label: Option<&str>) -> (String, Option<String>) {
     let (text, used, had_errors) = encoding.decode(bytes);
     if had_errors {
         if encoding == encoding_rs::UTF_8 {
+            let (text, how) = repair(bytes);
             return (
-                windows_1252(bytes),
-                Some(format!(
-                    "declared {label:?} but not valid UTF-8: guessed windows-1252"
-                )),
+                text,
+                Some(format!("declared {label:?} but not valid UTF-8: {how}")),
             );
         }
         return (
@@ -76,12 +77,57 @@ pub fn decode(bytes: &[u8], label: Option<&str>) -> (String, Option<String>) {
     (text.into_owned(), None)
 }
 
-/// Bytes as UTF-8 when they are valid UTF-8, else as windows-1252; the
-/// flag says the second happened.
+/// Bytes as UTF-8 when they are valid UTF-8, else repaired (see
+/// [`repair`]); the flag says the second happened.
 pub fn utf8_or_windows_1252(bytes: &[u8]) -> (String, bool) {
     match std::str::from_utf8(bytes) {
         Ok(s) => (s.to_string(), false),
-        Err(_) => (windows_1252(bytes), true),
+        Err(_) => (repair(bytes).0, true),
+    }
+}
+
+/// How [`repair`] read bytes that are not valid UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// No UTF-8 beyond ASCII in them: all read as windows-1252.
+    Windows1252,
+    /// UTF-8 but for this many bad sequences, each replaced by U+FFFD.
+    Utf8Except(usize),
+}
+
+impl std::fmt::Display for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Repair::Windows1252 => f.write_str("guessed windows-1252"),
+            Repair::Utf8Except(n) => {
+                write!(
+                    f,
+                    "UTF-8 but for {n} bad byte sequence(s), replaced by U+FFFD"
+                )
+            }
+        }
+    }
+}
+
+/// Text from bytes that are not valid UTF-8. When they hold UTF-8 beyond
+/// ASCII they are UTF-8 text with damage (a name cut in the middle of a
+/// character): the valid runs are kept and each bad sequence becomes
+/// U+FFFD, so one cut character spoils one character, not the whole name.
+/// Otherwise they are 8-bit text of the Latin-1 era: windows-1252.
+pub fn repair(bytes: &[u8]) -> (String, Repair) {
+    let mut bad = 0;
+    let mut has_utf8 = false;
+    for chunk in bytes.utf8_chunks() {
+        has_utf8 |= !chunk.valid().is_ascii();
+        bad += usize::from(!chunk.invalid().is_empty());
+    }
+    if has_utf8 {
+        (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Repair::Utf8Except(bad),
+        )
+    } else {
+        (windows_1252(bytes), Repair::Windows1252)
     }
 }
 
@@ -181,7 +227,17 @@ mod tests {
 
     #[test]
     fn decoding() {
-        let cases: [(&[u8], Option<&str>, &str, bool); 12] = [
+        let cases: [(&[u8], Option<&str>, &str, bool); 15] = [
+            // UTF-8 cut in the middle of a character: only that byte is
+            // guessed, the rest stays UTF-8.
+            (b"R\xc3\xa9sum\xc3.pdf", None, "Résum\u{FFFD}.pdf", true),
+            (b"Gr\xc3\xbc\xdf", Some("utf-8"), "Grü\u{FFFD}", true),
+            (
+                b"\xe2\x82\xac and \xe2\x82",
+                Some("x-unknown"),
+                "€ and \u{FFFD}",
+                true,
+            ),
             (b"plain", None, "plain", false),
             (b"caf\xc3\xa9", None, "café", false),
             (b"caf\xe9", None, "café", true),

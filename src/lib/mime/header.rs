@@ -3,7 +3,10 @@
 //!
 //! Lenient on purpose: LF or CRLF, an mbox `From ` line in front, a block
 //! that ends without the blank line (the first line that is not a field
-//! starts the body, with a defect), continuation lines before any field.
+//! starts the body, with a defect), continuation lines before any field,
+//! and between fields a parameter line folded without indentation (joined
+//! to its field) or a stray line that is not a field (skipped), each with
+//! a defect.
 //! It does not decode values (see [`super::rfc2047`] and [`super::params`]).
 
 use serde::Serialize;
@@ -142,15 +145,41 @@ pub fn split_header_block(raw: &[u8]) -> HeaderBlock {
             pos = next;
             continue;
         }
-        let colon = memchr::memchr(b':', line);
-        let name = colon.map(|c| trim_end_ws(&line[..c]));
-        match name {
-            Some(name) if is_field_name(name) => {
-                fields.push(Header {
-                    name: String::from_utf8_lossy(name).into_owned(),
-                    value: line[colon.unwrap_or(0) + 1..].to_vec(),
-                });
-                pos = next;
+        if let Some((name, value)) = field(line) {
+            fields.push(Header {
+                name: String::from_utf8_lossy(name).into_owned(),
+                value: value.to_vec(),
+            });
+            pos = next;
+            continue;
+        }
+        // A line that is neither a field nor indented. Between fields it
+        // is damage inside the header block, not the start of the body:
+        // a parameter list folded without indentation goes on in it, and
+        // anything else is skipped. Otherwise the body starts here.
+        let following = trim_eol(&raw[next..next_line(raw, next)]);
+        // A boundary line is never damage: the part's body starts there.
+        let inside = !line.starts_with(b"--")
+            && next < raw.len()
+            && (following.is_empty()
+                || following[0] == b' '
+                || following[0] == b'\t'
+                || field(following).is_some()
+                || looks_like_parameter(following));
+        match fields.last_mut() {
+            Some(last) if inside && continues_parameters(last) && looks_like_parameter(line) => {
+                block.defects.push(format!(
+                    "continuation line of {} without indentation: joined to it",
+                    last.name
+                ));
+                last.value.extend_from_slice(b"\n");
+                last.value.extend_from_slice(line);
+            }
+            Some(_) if inside && field(following).is_some() => {
+                block.defects.push(format!(
+                    "line that is not a header field inside the header block: skipped ({:?})",
+                    String::from_utf8_lossy(&line[..line.len().min(40)])
+                ));
             }
             _ => {
                 block.defects.push(
@@ -161,13 +190,39 @@ pub fn split_header_block(raw: &[u8]) -> HeaderBlock {
                 return block;
             }
         }
+        pos = next;
     }
     block.body_start = raw.len();
     block
 }
 
+/// The name and raw value of a header field line, or None when the line
+/// is not one.
+fn field(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = memchr::memchr(b':', line)?;
+    let name = trim_end_ws(&line[..colon]);
+    is_field_name(name).then(|| (name, &line[colon + 1..]))
+}
+
 fn is_field_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b) && b != b':')
+}
+
+/// `name=value` (or `name*0*=...`) at the start of a line.
+fn looks_like_parameter(line: &[u8]) -> bool {
+    let name = line
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || b"-_*.".contains(&b))
+        .count();
+    name > 0 && line.get(name) == Some(&b'=')
+}
+
+/// A field whose value may go on with more parameters: a parameter
+/// list (Content-Type, Content-Disposition) or a value ending in `;`.
+fn continues_parameters(h: &Header) -> bool {
+    h.name.eq_ignore_ascii_case("content-type")
+        || h.name.eq_ignore_ascii_case("content-disposition")
+        || h.value.trim_ascii_end().ends_with(b";")
 }
 
 /// The index just after the line starting at `pos` (after its `\n`).
@@ -258,6 +313,42 @@ mod tests {
             Case {
                 raw: b" x\nA: 1\n\n",
                 names: &["A"],
+                body: b"",
+                defects: 1,
+            },
+            Case {
+                raw: b"A: 1\nContent-Type: text/plain;\nname=x\nB: 2\n\nbody",
+                names: &["A", "Content-Type", "B"],
+                body: b"body",
+                defects: 1,
+            },
+            Case {
+                raw: b"Content-Disposition: attachment;\r\nfilename=\"x.txt\"\r\n\r\nbody",
+                names: &["Content-Disposition"],
+                body: b"body",
+                defects: 1,
+            },
+            Case {
+                raw: b"A: 1\nX-Junk\nB: 2\n\nbody",
+                names: &["A", "B"],
+                body: b"body",
+                defects: 1,
+            },
+            Case {
+                raw: b"A: 1\nthis is body\nmore body\n\nend",
+                names: &["A"],
+                body: b"this is body\nmore body\n\nend",
+                defects: 1,
+            },
+            Case {
+                raw: b"A: 1\n--b\nB: 2\n",
+                names: &["A"],
+                body: b"--b\nB: 2\n",
+                defects: 1,
+            },
+            Case {
+                raw: b"A: 1\nx=5 in the body\nB: 2\n",
+                names: &["A", "B"],
                 body: b"",
                 defects: 1,
             },

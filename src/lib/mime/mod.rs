@@ -79,6 +79,8 @@ pub enum DefectKind {
     BoundaryNotFound,
     /// A multipart without its close delimiter.
     MissingCloseDelimiter,
+    /// A close delimiter with characters after it (`--b-->`).
+    CloseDelimiterJunk,
     /// The depth limit was hit.
     DepthLimit,
     /// The part-count limit was hit.
@@ -509,6 +511,14 @@ impl Parser<'_> {
                 "no close delimiter: the rest of the body is the last part",
             );
         }
+        if let Some(junk) = &split.close_junk {
+            let junk = String::from_utf8_lossy(&junk[..junk.len().min(40)]).into_owned();
+            self.note(
+                path,
+                DefectKind::CloseDelimiterJunk,
+                format!("close delimiter followed by {junk:?}: taken as the close delimiter"),
+            );
+        }
         self.parts[idx].kind = PartKind::Multipart;
         let own = child_prefix.unwrap_or(path).to_string();
         let digest = self.parts[idx].content_type == "multipart/digest";
@@ -579,17 +589,27 @@ pub struct Split {
     pub parts: Vec<(usize, usize)>,
     /// True when the close delimiter was found.
     pub closed: bool,
+    /// What followed the close delimiter's `--` on its line, when that
+    /// was more than blanks.
+    pub close_junk: Option<Vec<u8>>,
 }
 
 /// Splits a multipart body on `--boundary` lines (see the module
 /// documentation). Linear in the body length.
+///
+/// A close delimiter may carry junk after its `--` (`--b-->`, `--b-- end`):
+/// it still closes, so an epilogue is never read as part of the last part.
+/// The one exception is a line that is the delimiter of a longer boundary
+/// starting with `b--` (an inner multipart's `--b--x`, which appears at
+/// least twice: opened and closed).
 pub fn split_multipart(body: &[u8], boundary: &[u8]) -> Split {
     let mut delim = Vec::with_capacity(boundary.len() + 2);
     delim.extend_from_slice(b"--");
     delim.extend_from_slice(boundary);
     let finder = memchr::memmem::Finder::new(&delim);
     let mut split = Split::default();
-    // (start of the delimiter line, start of the next line)
+    // Counted on first need: how often each `--b--X` line's X appears.
+    let mut longer: Option<std::collections::HashMap<&[u8], usize>> = None;
     let mut open: Option<usize> = None;
     for pos in finder.find_iter(body) {
         if pos != 0 && body[pos - 1] != b'\n' {
@@ -598,18 +618,27 @@ pub fn split_multipart(body: &[u8], boundary: &[u8]) -> Split {
         let after = pos + delim.len();
         let eol = memchr::memchr(b'\n', &body[after..]).map_or(body.len(), |i| after + i);
         let rest = &body[after..eol];
-        let (close, rest) = match rest.strip_prefix(b"--") {
-            Some(r) => (true, r),
-            None => (false, rest),
+        let close = match rest.strip_prefix(b"--") {
+            Some(junk) if !is_blank(junk) && starts_like_boundary(junk) => {
+                let counts = longer.get_or_insert_with(|| close_look_alikes(body, &finder, &delim));
+                if counts.get(longer_key(junk)).is_some_and(|&n| n >= 2) {
+                    continue;
+                }
+                true
+            }
+            Some(_) => true,
+            None if is_blank(rest) => false,
+            None => continue,
         };
-        if !rest.iter().all(|&b| b == b' ' || b == b'\t' || b == b'\r') {
-            continue;
-        }
         if let Some(start) = open {
             split.parts.push((start, content_end(body, start, pos)));
         }
         if close {
             split.closed = true;
+            let junk = &rest[2..];
+            if !is_blank(junk) {
+                split.close_junk = Some(junk.trim_ascii().to_vec());
+            }
             return split;
         }
         open = Some((eol + 1).min(body.len()));
@@ -618,6 +647,49 @@ pub fn split_multipart(body: &[u8], boundary: &[u8]) -> Split {
         split.parts.push((start, body.len()));
     }
     split
+}
+
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == b' ' || b == b'\t' || b == b'\r')
+}
+
+/// A character that can go on a boundary (RFC 2046 `bcharsnospace`).
+fn starts_like_boundary(junk: &[u8]) -> bool {
+    junk.first()
+        .is_some_and(|&b| b.is_ascii_alphanumeric() || b"'()+_,-./:=?".contains(&b))
+}
+
+/// The X of a `--b--X` line as a longer boundary would be written: without
+/// trailing blanks or the `--` of its own close delimiter.
+fn longer_key(junk: &[u8]) -> &[u8] {
+    let end = junk
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |e| e + 1);
+    let junk = &junk[..end];
+    junk.strip_suffix(b"--").unwrap_or(junk)
+}
+
+/// How often each X of a `--b--X` line occurs in `body`.
+fn close_look_alikes<'a>(
+    body: &'a [u8],
+    finder: &memchr::memmem::Finder<'_>,
+    delim: &[u8],
+) -> std::collections::HashMap<&'a [u8], usize> {
+    let mut counts = std::collections::HashMap::new();
+    for pos in finder.find_iter(body) {
+        if pos != 0 && body[pos - 1] != b'\n' {
+            continue;
+        }
+        let after = pos + delim.len();
+        let eol = memchr::memchr(b'\n', &body[after..]).map_or(body.len(), |i| after + i);
+        if let Some(junk) = body[after..eol].strip_prefix(b"--")
+            && starts_like_boundary(junk)
+        {
+            *counts.entry(longer_key(junk)).or_insert(0) += 1;
+        }
+    }
+    counts
 }
 
 /// The end of a part's content: the line break before the delimiter line
@@ -633,26 +705,75 @@ fn content_end(body: &[u8], start: usize, delim: usize) -> usize {
     end.max(start)
 }
 
-/// The first line that looks like a boundary line (`--token`), for
-/// multiparts whose declared boundary is missing or wrong.
+/// The boundary of a multipart whose declared boundary is missing or
+/// never appears, read from the body: the token of a `--token` line.
+///
+/// Lines that merely start with dashes (a signature's `-- `, a rule of
+/// dashes) are not candidates. Among the candidates, the first one that
+/// looks like a delimiter wins: used twice or closed with `--token--`,
+/// and followed by a header field or the blank line that starts a part;
+/// failing that, the first that opens a part or is used twice; failing
+/// that, the first. Linear in the body length.
 fn guess_boundary(body: &[u8]) -> Option<Vec<u8>> {
+    #[derive(Default)]
+    struct Seen {
+        first: usize,
+        uses: usize,
+        closed: bool,
+        opens_part: bool,
+    }
+    let mut seen: std::collections::HashMap<&[u8], Seen> = std::collections::HashMap::new();
     let mut pos = 0;
     while pos < body.len() {
         let next = header::next_line(body, pos);
         let line = header::trim_eol(&body[pos..next]);
-        if let Some(rest) = line.strip_prefix(b"--") {
-            let rest = rest
-                .iter()
-                .rposition(|b| !b.is_ascii_whitespace())
-                .map_or(&rest[..0], |e| &rest[..=e]);
-            let rest = rest.strip_suffix(b"--").unwrap_or(rest);
-            if rest.len() >= 2 && !rest.iter().any(|b| b.is_ascii_whitespace()) {
-                return Some(rest.to_vec());
-            }
+        if let Some(token) = boundary_token(line) {
+            let (token, closed) = match token.strip_suffix(b"--") {
+                Some(open) if !open.is_empty() && !open.iter().all(|&b| b == b'-') => (open, true),
+                _ => (token, false),
+            };
+            let following = header::trim_eol(&body[next..header::next_line(body, next)]);
+            let opens_part = !closed
+                && (following.is_empty()
+                    || memchr::memchr(b':', following).is_some_and(|c| {
+                        c > 0 && following[..c].iter().all(|&b| b.is_ascii_graphic())
+                    }));
+            let order = seen.len();
+            let s = seen.entry(token).or_insert_with(|| Seen {
+                first: order,
+                ..Seen::default()
+            });
+            s.uses += 1;
+            s.closed |= closed;
+            s.opens_part |= opens_part;
         }
         pos = next;
     }
-    None
+    let pick = |good: &dyn Fn(&Seen) -> bool| {
+        seen.iter()
+            .filter(|(_, s)| good(s))
+            .min_by_key(|(_, s)| s.first)
+            .map(|(t, _)| t.to_vec())
+    };
+    pick(&|s| s.opens_part && (s.closed || s.uses >= 2))
+        .or_else(|| pick(&|s| s.opens_part || s.uses >= 2))
+        .or_else(|| pick(&|_| true))
+}
+
+/// The token of a line that could be a boundary line: `--` then at least
+/// one character that is not a dash, no blanks inside (blanks at the end
+/// are transport padding).
+fn boundary_token(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(b"--")?;
+    let end = rest
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |e| e + 1);
+    let token = &rest[..end];
+    let usable = !token.is_empty()
+        && !token.iter().all(|&b| b == b'-')
+        && !token.iter().any(|b| b.is_ascii_whitespace());
+    usable.then_some(token)
 }
 
 #[cfg(test)]
@@ -789,6 +910,29 @@ mod tests {
                 raw: "Content-Transfer-Encoding: base64\n\naGVs!bG8\n",
                 parts: &[("1", "text/plain", "hello")],
                 defects: &[DefectKind::Base64],
+            },
+            Case {
+                name: "close delimiter with junk after it",
+                raw: "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Transfer-Encoding: base64\n\naGk=\n--b-->\nZXBpbG9ndWU=\n",
+                parts: &[("0", "multipart/mixed", ""), ("1", "text/plain", "hi")],
+                defects: &[DefectKind::CloseDelimiterJunk],
+            },
+            Case {
+                name: "close delimiter with words after it",
+                raw: "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b--end of message\nepilogue\n",
+                parts: &[("0", "multipart/mixed", ""), ("1", "text/plain", "one")],
+                defects: &[DefectKind::CloseDelimiterJunk],
+            },
+            Case {
+                name: "an inner boundary that starts with the outer one and --",
+                raw: "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: multipart/alternative; boundary=\"b--x\"\n\n--b--x\n\ninner\n--b--x--\n--b\n\nlast\n--b--\n",
+                parts: &[
+                    ("0", "multipart/mixed", ""),
+                    ("1", "multipart/alternative", ""),
+                    ("1.1", "text/plain", "inner"),
+                    ("2", "text/plain", "last"),
+                ],
+                defects: &[],
             },
             Case {
                 name: "quoted-printable soft breaks",

@@ -166,13 +166,14 @@ impl ParamValue {
             defects.extend(ds);
             text
         } else {
-            let (text, guessed) = charset::utf8_or_windows_1252(&p.value);
-            if guessed {
-                defects.push(format!(
-                    "8-bit bytes in parameter {name:?}: guessed windows-1252"
-                ));
+            match std::str::from_utf8(&p.value) {
+                Ok(text) => text.to_string(),
+                Err(_) => {
+                    let (text, how) = charset::repair(&p.value);
+                    defects.push(format!("8-bit bytes in parameter {name:?}: {how}"));
+                    text
+                }
             }
-            text
         };
         Some((Decoded { raw, decoded }, false))
     }
@@ -274,7 +275,7 @@ mod tests {
     #[test]
     fn names() {
         // (field value, param, decoded, raw, defects)
-        let cases: [(&[u8], &str, &str, &str, usize); 12] = [
+        let cases: [(&[u8], &str, &str, &str, usize); 14] = [
             (
                 b"attachment; filename=a.pdf",
                 "filename",
@@ -350,6 +351,20 @@ mod tests {
                 "filename",
                 "café.txt",
                 "café.txt",
+                1,
+            ),
+            (
+                b"attachment; filename=\"R\xc3\xa9sum\xc3.pdf\"",
+                "filename",
+                "Résum\u{FFFD}.pdf",
+                "Résum\u{FFFD}.pdf",
+                1,
+            ),
+            (
+                b"attachment; filename*=utf-8''Gr%C3%BC%C3%9Fe%C3.txt",
+                "filename",
+                "Grüße\u{FFFD}.txt",
+                "utf-8''Gr%C3%BC%C3%9Fe%C3.txt",
                 1,
             ),
             (

@@ -65,11 +65,14 @@ fn push_plain(bytes: &[u8], out: &mut String, defects: &mut Vec<String>) {
     if bytes.is_empty() {
         return;
     }
-    let (text, guessed) = charset::utf8_or_windows_1252(bytes);
-    if guessed {
-        defects.push("8-bit bytes in a header: guessed windows-1252".into());
+    match std::str::from_utf8(bytes) {
+        Ok(text) => out.push_str(text),
+        Err(_) => {
+            let (text, how) = charset::repair(bytes);
+            defects.push(format!("8-bit bytes in a header: {how}"));
+            out.push_str(&text);
+        }
     }
-    out.push_str(&text);
 }
 
 /// Parses one encoded word at `at`: its end, charset label and bytes.

@@ -251,49 +251,68 @@ fn flush_group(out: &mut [u8], acc: u32, n: u8, lost_bits: &mut bool) -> usize {
 }
 
 /// Decodes quoted-printable: `=XX` escapes, soft line breaks (`=` at the
-/// end of a line, also with white space after it). A malformed `=` is kept
+/// end of a line, also with white space after it). White space at the end
+/// of a line is deleted, as RFC 2045 says (transport may have added it;
+/// meaningful trailing blanks are sent as `=20`). A malformed `=` is kept
 /// literally, with a defect. Hard line breaks stay as they are in the input.
 pub fn decode_quoted_printable(input: &[u8]) -> (Vec<u8>, Option<String>) {
     let mut out = Vec::with_capacity(input.len());
     let mut bad = 0usize;
-    let mut i = 0;
-    while i < input.len() {
-        let Some(eq) = memchr::memchr(b'=', &input[i..]) else {
-            out.extend_from_slice(&input[i..]);
-            break;
+    let mut start = 0;
+    while start < input.len() {
+        let (end, next) = match memchr::memchr(b'\n', &input[start..]) {
+            Some(i) => (start + i, start + i + 1),
+            None => (input.len(), input.len()),
         };
-        out.extend_from_slice(&input[i..i + eq]);
-        i += eq + 1;
-        let hex = |b: u8| (b as char).to_digit(16);
-        if let (Some(&h), Some(&l)) = (input.get(i), input.get(i + 1))
-            && let (Some(h), Some(l)) = (hex(h), hex(l))
+        let mut line = &input[start..end];
+        let mut eol: &[u8] = &input[end..next];
+        if let Some(l) = line.strip_suffix(b"\r")
+            && !eol.is_empty()
         {
-            out.push((h * 16 + l) as u8);
-            i += 2;
-            continue;
+            line = l;
+            eol = &input[end - 1..next];
         }
-        // Soft line break: "=" then optional blanks then the line end.
-        let mut j = i;
-        while j < input.len() && (input[j] == b' ' || input[j] == b'\t') {
-            j += 1;
+        let line = trim_end_blanks(line);
+        let soft = line.last() == Some(&b'=');
+        let line = if soft { &line[..line.len() - 1] } else { line };
+        bad += decode_qp_line(line, &mut out);
+        if !soft {
+            out.extend_from_slice(eol);
         }
-        if j == input.len() {
-            i = j;
-            continue;
-        }
-        if input[j] == b'\n' {
-            i = j + 1;
-            continue;
-        }
-        if input[j] == b'\r' && input.get(j + 1) == Some(&b'\n') {
-            i = j + 2;
-            continue;
-        }
-        bad += 1;
-        out.push(b'=');
+        start = next;
     }
     let defect = (bad > 0).then(|| format!("bad quoted-printable: {bad} stray '=' kept"));
     (out, defect)
+}
+
+/// Decodes the escapes of one line (without its line break and any soft
+/// break) into `out`; returns how many `=` were not escapes.
+fn decode_qp_line(line: &[u8], out: &mut Vec<u8>) -> usize {
+    let mut bad = 0;
+    let mut i = 0;
+    while let Some(eq) = memchr::memchr(b'=', &line[i..]) {
+        out.extend_from_slice(&line[i..i + eq]);
+        i += eq + 1;
+        let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+        if let (Some(h), Some(l)) = (hex(line.get(i)), hex(line.get(i + 1))) {
+            out.push((h * 16 + l) as u8);
+            i += 2;
+        } else {
+            bad += 1;
+            out.push(b'=');
+        }
+    }
+    out.extend_from_slice(&line[i..]);
+    bad
+}
+
+/// `line` without the blanks (space and tab) at its end.
+fn trim_end_blanks(line: &[u8]) -> &[u8] {
+    let end = line
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |e| e + 1);
+    &line[..end]
 }
 
 #[cfg(test)]
@@ -411,7 +430,7 @@ mod tests {
 
     #[test]
     fn quoted_printable_cases() {
-        let cases: [(&[u8], &[u8], bool); 7] = [
+        let cases: [(&[u8], &[u8], bool); 13] = [
             (b"caf=C3=A9", "café".as_bytes(), false),
             (b"long=\r\nline", b"longline", false),
             (b"long=\nline", b"longline", false),
@@ -419,6 +438,13 @@ mod tests {
             (b"a=3db", b"a=b", false),
             (b"50% =zz off", b"50% =zz off", true),
             (b"end=", b"end", false),
+            // RFC 2045 rule 3: trailing white space is deleted.
+            (b"one  \ntwo\t\r\nthree \t", b"one\ntwo\r\nthree", false),
+            (b"kept=20 \n", b"kept \n", false),
+            (b"tab=09\t\t\n", b"tab\t\n", false),
+            (b"  \n", b"\n", false),
+            (b"a=\r\n", b"a", false),
+            (b"bare\rcr \n", b"bare\rcr\n", false),
         ];
         for (input, want, defect) in cases {
             let (got, d) = decode_quoted_printable(input);
