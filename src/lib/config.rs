@@ -55,6 +55,9 @@ pub struct Account {
     pub ca_file: Option<PathBuf>,
     /// The local maildir; `~` is expanded against the home directory.
     pub maildir: Option<PathBuf>,
+    /// How synced messages store their line ends: `"lf"` (the default,
+    /// each CRLF made LF) or `"crlf"` (as the server sends them).
+    pub line_ends: Option<crate::maildir::LineEnds>,
 }
 
 impl fmt::Debug for Account {
@@ -69,6 +72,7 @@ impl fmt::Debug for Account {
             .field("oauth2_token_command", &self.oauth2_token_command)
             .field("ca_file", &self.ca_file)
             .field("maildir", &self.maildir)
+            .field("line_ends", &self.line_ends)
             .finish()
     }
 }
@@ -210,6 +214,7 @@ impl Account {
             oauth2_token_command: pick(&self.oauth2_token_command, &over.oauth2_token_command),
             ca_file: pick(&self.ca_file, &over.ca_file),
             maildir: pick(&self.maildir, &over.maildir),
+            line_ends: pick(&self.line_ends, &over.line_ends),
         }
     }
 
