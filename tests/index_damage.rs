@@ -101,17 +101,21 @@ fn rebuild_and_check(root: &Path, messages: u64) {
     );
 }
 
-fn indexed_maildir(tmp: &Path) -> (std::path::PathBuf, u64) {
-    let built = build_maildir(&tmp.join("Mail"));
+/// The corpus maildir indexed, with its message count; `None` (the test
+/// is skipped) without corpora.
+fn indexed_maildir(tmp: &Path) -> Option<(std::path::PathBuf, u64)> {
+    let built = build_maildir(&tmp.join("Mail"))?;
     expect(index_at(&built.root, &["new"], b""), 0, "new");
     let out = expect(index_at(&built.root, &["count"], b""), 0, "count");
-    (built.root, lines(&out)[0].parse().unwrap())
+    Some((built.root, lines(&out)[0].parse().unwrap()))
 }
 
 #[test]
 fn a_truncated_table_is_damage_not_a_lock_and_rebuild_mends_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (root, messages) = indexed_maildir(tmp.path());
+    let Some((root, messages)) = indexed_maildir(tmp.path()) else {
+        return;
+    };
     // Xapian says "EOF reading block 0": the word "block" once made this
     // a lock held by another writer, retried by cron for ever.
     let table = root.join(".notmuch/xapian/postlist.glass");
@@ -125,7 +129,9 @@ fn a_truncated_table_is_damage_not_a_lock_and_rebuild_mends_it() {
 #[test]
 fn a_lost_table_is_damage_not_a_panic_and_rebuild_mends_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (root, messages) = indexed_maildir(tmp.path());
+    let Some((root, messages)) = indexed_maildir(tmp.path()) else {
+        return;
+    };
     // Read-only opens still succeed; every message read then comes back
     // NULL, on which the notmuch crate asserts.
     fs::remove_file(root.join(".notmuch/xapian/termlist.glass")).unwrap();
@@ -138,7 +144,9 @@ fn mail_bot_reports_a_damaged_index_instead_of_keeping_quiet() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     // mail-bot's embedded default: the maildir is HOME/maildir.
-    let (root, _) = indexed_maildir(&home);
+    let Some((root, _)) = indexed_maildir(&home) else {
+        return;
+    };
     fs::rename(&root, home.join("maildir")).unwrap();
     let root = home.join("maildir");
     let table = root.join(".notmuch/xapian/postlist.glass");

@@ -28,5 +28,10 @@ pub mod tls;
 pub mod tnef;
 pub mod uuencode;
 
+/// Where the test corpora are (the same file the integration tests use).
+#[cfg(test)]
+#[path = "../../tests/support/corpora.rs"]
+mod test_corpora;
+
 pub use error::{Error, ErrorKind, Result};
 pub use exit::Exit;
