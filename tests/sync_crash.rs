@@ -19,7 +19,7 @@ use std::time::Duration;
 use support::Rig;
 use sync_common::{
     Server, assert_same, code, describe, drop_into_server, drop_into_server_with_flags, generated,
-    local_messages, run, run_ok, sha256, sync, unique,
+    local_messages, run, run_ok, sha256, stored, sync, unique,
 };
 
 /// A small xorshift generator; the seed is printed so a failure can be
@@ -86,7 +86,7 @@ fn killed_at_ten_random_moments_a_large_sync_ends_equal_to_the_server() {
     let on_server: HashMap<u32, String> = server
         .messages(&name)
         .iter()
-        .map(|m| (m.uid, sha256(&m.body)))
+        .map(|m| (m.uid, sha256(&stored(&m.body))))
         .collect();
     assert_eq!(on_server.len(), total);
     let folder = maildir.join(&name);

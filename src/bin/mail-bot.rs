@@ -370,6 +370,7 @@ fn account_from(
                 direction: sync::Direction::Pull,
                 expunge: sync::Expunge::Never,
                 timeout,
+                line_ends: a.line_ends.unwrap_or_default(),
             })
         }
         None => None,

@@ -19,6 +19,7 @@ use mailbot::error::{Error, ErrorKind};
 use mailbot::exit::Exit;
 use mailbot::imap::ImapUrl;
 use mailbot::index::{Index, IndexOptions};
+use mailbot::maildir::LineEnds;
 use mailbot::smtp::Auth;
 use mailbot::sync::{
     self, Direction, Event, Expunge, FolderReport, Layout, NewMessage, Options, Tuning,
@@ -50,6 +51,15 @@ enum LayoutArg {
     MaildirPlusPlus,
 }
 
+/// How fetched messages store their line ends, for `--line-ends`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LineEndsArg {
+    /// Each CRLF made LF, as Dovecot, mbsync and offlineimap store mail.
+    Lf,
+    /// As the server sends them.
+    Crlf,
+}
+
 /// Which deletions propagate, for `--expunge`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ExpungeArg {
@@ -63,9 +73,10 @@ enum ExpungeArg {
     Both,
 }
 
-/// Sync IMAP folders with a local maildir: new messages byte for byte,
-/// flags both ways, deletions only as --expunge says; the paths of new
-/// local messages on stdout.
+/// Sync IMAP folders with a local maildir: new messages as the server has
+/// them (each CRLF stored as LF unless --line-ends crlf), flags both ways,
+/// deletions only as --expunge says; the paths of new local messages on
+/// stdout.
 #[derive(Debug, Parser)]
 #[command(name = PROGRAM, version, after_help = cli::after_help(EXAMPLES))]
 struct Args {
@@ -112,6 +123,11 @@ struct Args {
         env = "MAILBOT_SYNC_EXPUNGE"
     )]
     expunge: ExpungeArg,
+    /// Line ends of fetched messages: lf stores each CRLF the server sends
+    /// as LF (the Unix convention), crlf keeps them [default: the
+    /// account's line_ends, else lf].
+    #[arg(long, value_enum, value_name = "WHICH", env = "MAILBOT_SYNC_LINE_ENDS")]
+    line_ends: Option<LineEndsArg>,
     /// After the pass, stay connected and fetch new mail as it arrives (IDLE).
     #[arg(long, env = "MAILBOT_SYNC_WATCH")]
     watch: bool,
@@ -274,6 +290,11 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         },
         timeout: Duration::try_from_secs_f64(args.timeout.max(0.001))
             .unwrap_or(Duration::from_secs(60)),
+        line_ends: match args.line_ends {
+            Some(LineEndsArg::Lf) => LineEnds::Lf,
+            Some(LineEndsArg::Crlf) => LineEnds::Crlf,
+            None => account.account.line_ends.unwrap_or_default(),
+        },
     };
     Ok(Plan {
         options,

@@ -77,6 +77,9 @@ pub struct Account {
     /// The least time between two automatic replies to one sender.
     #[serde(default, deserialize_with = "duration")]
     pub reply_interval: Option<Duration>,
+    /// How synced messages store their line ends: `"lf"` (the default,
+    /// each CRLF made LF) or `"crlf"` (as the server sends them).
+    pub line_ends: Option<crate::maildir::LineEnds>,
 }
 
 impl fmt::Debug for Account {
@@ -96,6 +99,7 @@ impl fmt::Debug for Account {
             .field("since", &self.since)
             .field("alert_after", &self.alert_after)
             .field("reply_interval", &self.reply_interval)
+            .field("line_ends", &self.line_ends)
             .finish()
     }
 }
@@ -285,6 +289,7 @@ impl Account {
             since: pick(&self.since, &over.since),
             alert_after: pick(&self.alert_after, &over.alert_after),
             reply_interval: pick(&self.reply_interval, &over.reply_interval),
+            line_ends: pick(&self.line_ends, &over.line_ends),
         }
     }
 

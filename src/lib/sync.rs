@@ -22,9 +22,13 @@
 //! Message-ID and size (content hash when that is ambiguous) instead of
 //! downloading again.
 //!
-//! Files are kept exactly as the server sends `BODY[]` (CRLF line ends
-//! from Dovecot): the sha256 of a local file is the sha256 of the
-//! server's message. mbsync and offlineimap convert to LF; we do not.
+//! Files are the server's `BODY[]` with each CRLF made LF and nothing
+//! else changed, as Dovecot, mbsync and offlineimap store mail on Unix
+//! ([`crate::maildir::LineEnds`]; `Crlf` keeps the bytes as sent): a
+//! local file equals the file Dovecot keeps for the message. Names carry
+//! the local size (`S=`) and, when it differs, the size on the wire
+//! (`W=`, as Dovecot writes it), so matching against the server needs no
+//! read of the file. Uploads turn LF back into CRLF.
 //!
 //! This module does not index (mail-index does, from the paths
 //! [`run`] reports), create server folders for local ones, or follow
@@ -126,6 +130,9 @@ pub struct Options {
     pub expunge: Expunge,
     /// Network timeout (connect, and each read and write).
     pub timeout: Duration,
+    /// How fetched messages store their line ends: LF (each CRLF the
+    /// server sends made LF, the default) or as sent.
+    pub line_ends: crate::maildir::LineEnds,
 }
 
 /// A message that arrived in the local maildir.
