@@ -18,7 +18,10 @@
 //! [`crate::sync`]), does not pipeline independent commands and does
 //! not cache mailbox state between SELECTs.
 
+mod append;
+mod listing;
 mod response;
+mod sasl;
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -30,10 +33,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::smtp::Auth;
 use crate::tls::{self, Wire};
 
+pub use append::{AppendOutcome, AppendStream};
+pub use listing::{MailboxStatus, Namespace};
 pub use response::{
     InMemory, Literals, MAX_MEMORY_LITERAL, Response, Status, Value, breaks_session,
     read_literal_to_memory, render, stream_literal, wire_error,
 };
+pub use sasl::{Login, PlainAs};
 
 /// The read buffer under the parser: big enough that a body literal is
 /// copied to its file in large writes, small enough not to matter.
@@ -158,6 +164,53 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
+    /// The mailbox of an untagged `verb` (LIST, LSUB) response:
+    /// `LIST (attributes) "delimiter" name`.
+    fn from_list_response(items: &[Value], verb: &str) -> Option<Mailbox> {
+        if items.len() < 4 || !items[0].atom()?.eq_ignore_ascii_case(verb) {
+            return None;
+        }
+        let attributes = items[1]
+            .list()
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|v| v.atom().map(str::to_string))
+            .collect();
+        let delimiter = items[2]
+            .bytes()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.chars().next());
+        let raw = String::from_utf8_lossy(items[3].bytes()?).into_owned();
+        let name = if raw.eq_ignore_ascii_case("INBOX") {
+            "INBOX".to_string()
+        } else {
+            decode_mailbox_name(&raw).unwrap_or_else(|| raw.clone())
+        };
+        Some(Mailbox {
+            name,
+            raw,
+            delimiter,
+            attributes,
+        })
+    }
+
+    /// The special-use attribute (RFC 6154: `\Sent`, `\Trash`, ...), if
+    /// the mailbox has one.
+    pub fn special_use(&self) -> Option<&str> {
+        const SPECIAL: [&str; 7] = [
+            "\\All",
+            "\\Archive",
+            "\\Drafts",
+            "\\Flagged",
+            "\\Junk",
+            "\\Sent",
+            "\\Trash",
+        ];
+        self.attributes
+            .iter()
+            .find_map(|a| SPECIAL.iter().find(|s| s.eq_ignore_ascii_case(a)).copied())
+    }
+
     /// Whether the mailbox can be selected (`\Noselect` and
     /// `\NonExistent` cannot).
     pub fn selectable(&self) -> bool {
@@ -218,6 +271,8 @@ pub struct Fetch {
     pub size: Option<u64>,
     /// MODSEQ.
     pub modseq: Option<u64>,
+    /// INTERNALDATE, as the server wrote it (`17-Jul-1996 02:44:25 -0700`).
+    pub internal_date: Option<String>,
     /// BODY[] (as the literal sink returned it).
     pub body: Option<Value>,
     /// BODY[HEADER...] (as the literal sink returned it).
@@ -245,6 +300,11 @@ impl Fetch {
                 }
                 "RFC822.SIZE" => f.size = value.number(),
                 "MODSEQ" => f.modseq = value.list().and_then(|l| l.first()).and_then(Value::number),
+                "INTERNALDATE" => {
+                    f.internal_date = value
+                        .bytes()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                }
                 k if k.starts_with("BODY[]") || k.starts_with("BINARY[]") => {
                     f.body = Some(value.clone())
                 }
@@ -285,13 +345,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects, secures the connection and logs in. With `insecure`,
+    /// Connects, secures the connection and logs in (with an [`Auth`],
+    /// or any other [`Login`]). With `insecure`,
     /// an `imap://` server that does not offer STARTTLS is used in
     /// cleartext (tests only); otherwise that is a TLS error (exit 76).
     pub fn connect(
         url: &ImapUrl,
         tls_config: &Arc<rustls::ClientConfig>,
-        auth: &Auth,
+        auth: &(impl Login + ?Sized),
         timeout: Duration,
         insecure: bool,
     ) -> Result<Session> {
@@ -384,7 +445,7 @@ impl Session {
                 ..
             }
         ) {
-            session.login(auth)?;
+            auth.log_in(&mut session)?;
         }
         if session.capabilities.is_empty() {
             session.capability()?;
@@ -392,7 +453,7 @@ impl Session {
         Ok(session)
     }
 
-    fn login(&mut self, auth: &Auth) -> Result<()> {
+    pub(crate) fn login(&mut self, auth: &Auth) -> Result<()> {
         let done = match auth {
             Auth::Password { user, password } => {
                 let user = astring(user);
@@ -414,6 +475,12 @@ impl Session {
                 self.simple(&command)?
             }
         };
+        self.logged_in(&done)
+    }
+
+    /// The outcome of a login command: a refusal is `Auth` (77), a
+    /// server that cannot check now `Temporary`, a BAD `Protocol`.
+    fn logged_in(&self, done: &Completion) -> Result<()> {
         if done.is_ok() {
             return Ok(());
         }
@@ -541,35 +608,9 @@ impl Session {
         let command = format!("LIST {} {}", quote(reference), quote(pattern));
         let done = self.execute(&[Arg::Text(&command)], &mut InMemory, &mut |r| {
             if let Response::Data(items) = &r
-                && items.len() >= 4
-                && items[0]
-                    .atom()
-                    .is_some_and(|a| a.eq_ignore_ascii_case("LIST"))
+                && let Some(m) = Mailbox::from_list_response(items, "LIST")
             {
-                let attributes = items[1]
-                    .list()
-                    .unwrap_or(&[])
-                    .iter()
-                    .filter_map(|v| v.atom().map(str::to_string))
-                    .collect();
-                let delimiter = items[2]
-                    .bytes()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|s| s.chars().next());
-                if let Some(raw) = items[3].bytes() {
-                    let raw = String::from_utf8_lossy(raw).into_owned();
-                    let name = if raw.eq_ignore_ascii_case("INBOX") {
-                        "INBOX".to_string()
-                    } else {
-                        decode_mailbox_name(&raw).unwrap_or_else(|| raw.clone())
-                    };
-                    out.push(Mailbox {
-                        name,
-                        raw,
-                        delimiter,
-                        attributes,
-                    });
-                }
+                out.push(m);
             }
             Ok(())
         })?;
