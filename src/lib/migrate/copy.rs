@@ -302,6 +302,7 @@ fn folder_pass(
 ) -> Result<bool> {
     if unchanged(&fstate.source_side, src_now, true)
         && unchanged(&fstate.destination_side, dst_now, false)
+        && !(ctx.options.delete && fstate.kept_gone > 0)
     {
         fr.unchanged = true;
         return Ok(true);
@@ -345,15 +346,20 @@ fn folder_pass(
         fstate.pairs.remove(&s);
     }
     // Pairs whose source is gone: expunged on the destination with
-    // --delete, else forgotten.
+    // --delete, else kept (for a later pass with --delete).
     let gone: Vec<u32> = fstate
         .pairs
         .keys()
         .copied()
         .filter(|u| !src_uids.contains(*u))
         .collect();
-    if !gone.is_empty() {
-        if ctx.options.delete {
+    fstate.kept_gone = if ctx.options.delete {
+        0
+    } else {
+        gone.len() as u64
+    };
+    if !gone.is_empty() && ctx.options.delete {
+        {
             let set: UidSet = gone.iter().map(|u| fstate.pairs[u].to).collect();
             for chunk in set.to_chunks(SET_CHUNK) {
                 ctx.dst.uid_store(&chunk, "+FLAGS.SILENT", &["\\Deleted"])?;
@@ -543,8 +549,9 @@ fn folder_pass(
         messages: after.messages.unwrap_or(0),
         highestmodseq: 0,
     };
-    if !complete {
-        // Not trusted: the next round looks again.
+    if !complete || !fr.failed_messages.is_empty() {
+        // Not trusted: the next round (or pass) looks again, and tries
+        // again what did not go.
         fstate.source_side = SideState::default();
     }
     save(fstate)?;

@@ -58,6 +58,10 @@ pub struct FolderState {
     pub pairs: BTreeMap<u32, Pair>,
     /// The distinct flag sets the pairs refer to (sorted flag names).
     pub flag_sets: Vec<Vec<String>>,
+    /// Pairs whose source message is gone but whose copy was kept (a
+    /// pass without `--delete`): a pass with it must look again.
+    #[serde(default)]
+    pub kept_gone: u64,
 }
 
 impl FolderState {
