@@ -867,30 +867,13 @@ impl Session {
                 return Err(self.refusal("APPEND", raw, &done));
             }
         }
-        let mut left = len;
-        let mut buf = vec![0u8; 64 * 1024];
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match data.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        ErrorKind::InputMissing,
-                        raw,
-                        "APPEND: the message changed while it was sent",
-                    ));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::io(ErrorKind::InputMissing, raw, e));
-                }
-            };
-            self.wire
-                .get_mut()
-                .write_all(&buf[..n])
-                .map_err(|e| wire_error(&self.object, e))?;
-            left -= n as u64;
-        }
+        self.send_bytes(
+            data,
+            len,
+            ErrorKind::InputMissing,
+            raw,
+            "APPEND: the message changed while it was sent",
+        )?;
         self.write(b"\r\n")?;
         let done = self.finish(&tag, &mut InMemory, &mut |_| Ok(()), &mut VecDeque::new())?;
         if !done.is_ok() {
@@ -911,6 +894,37 @@ impl Session {
             return Ok(Some((v, u)));
         }
         Ok(None)
+    }
+
+    /// Writes `len` bytes from `data` to the server in 64 KiB pieces (a
+    /// literal's bytes). `data` failing or ending early is an error of
+    /// `kind` about `what` (`early` says why); the session is unusable
+    /// after it, since the server was promised the rest.
+    fn send_bytes(
+        &mut self,
+        data: &mut dyn Read,
+        len: u64,
+        kind: ErrorKind,
+        what: &str,
+        early: &str,
+    ) -> Result<()> {
+        let mut left = len;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match data.read(&mut buf[..want]) {
+                Ok(0) => return Err(Error::new(kind, what, early)),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(kind, what, e)),
+            };
+            self.wire
+                .get_mut()
+                .write_all(&buf[..n])
+                .map_err(|e| wire_error(&self.object, e))?;
+            left -= n as u64;
+        }
+        Ok(())
     }
 
     /// Appends `message` to `folder` (a UTF-8 name) with the `\Seen`

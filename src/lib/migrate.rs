@@ -268,6 +268,8 @@ pub struct FolderReport {
     pub flags_updated: u64,
     /// Destination messages expunged (`--delete`).
     pub deleted: u64,
+    /// Exact copies an interrupted pass left behind, removed.
+    pub duplicates_removed: u64,
     /// Whether neither side had changed since the last pass.
     pub unchanged: bool,
     /// Messages that did not go.
@@ -709,6 +711,49 @@ mod tests {
                 mailboxes.iter().map(|(k, f)| report(*k, *f)).collect();
             assert_eq!(overall_exit(&reports).code(), want, "{mailboxes:?}");
         }
+    }
+
+    #[test]
+    fn logins_are_built_from_their_secrets() {
+        let oauth = Credentials::OAuth2 {
+            user: "o'neil@example.org".into(),
+            token_command: "printf 'token-for-%s' {user}".into(),
+        };
+        match oauth.resolve("m").unwrap() {
+            Resolved::Auth(Auth::OAuth2 { user, token }) => {
+                assert_eq!(user, "o'neil@example.org");
+                assert_eq!(token.expose(), "token-for-o'neil@example.org");
+            }
+            other => panic!("{other:?}"),
+        }
+        let master = Credentials::Master {
+            user: "alice".into(),
+            master: "admin".into(),
+            separator: "*".into(),
+            secret: SecretSource::Command("echo pw".into()),
+        };
+        match master.resolve("m").unwrap() {
+            Resolved::Auth(Auth::Password { user, password }) => {
+                assert_eq!((user.as_str(), password.expose()), ("alice*admin", "pw"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let plain = Credentials::PlainAs {
+            user: "alice".into(),
+            admin: "admin".into(),
+            secret: given(Secret::new("pw".into())),
+        };
+        match plain.resolve("m").unwrap() {
+            Resolved::Plain(p) => {
+                assert_eq!((p.authzid.as_str(), p.user.as_str()), ("alice", "admin"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let failing = Credentials::Password {
+            user: "bob".into(),
+            secret: SecretSource::Command("exit 3".into()),
+        };
+        assert_eq!(failing.resolve("bob").unwrap_err().exit().code(), 78);
     }
 
     #[test]

@@ -15,9 +15,9 @@
 //! It does not retry, and does not decide what goes where.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::Read;
 
-use super::{Completion, InMemory, Response, Session, UidSet, Value, quote, wire_error};
+use super::{Completion, InMemory, Response, Session, UidSet, Value, quote};
 use crate::error::{Error, ErrorKind, Result};
 
 /// What the server answered for the messages of one command.
@@ -170,33 +170,14 @@ impl AppendStream<'_> {
     }
 
     fn copy_body(&mut self, len: u64, data: &mut dyn Read) -> Result<()> {
-        let mut left = len;
-        let mut buf = vec![0u8; 64 * 1024];
         let object = self.session.object.clone();
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match data.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        ErrorKind::Temporary,
-                        &object,
-                        "APPEND: the message ended early (its source went away)",
-                    ));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::io(ErrorKind::Temporary, &object, e));
-                }
-            };
-            self.session
-                .wire
-                .get_mut()
-                .write_all(&buf[..n])
-                .map_err(|e| wire_error(&object, e))?;
-            left -= n as u64;
-        }
-        Ok(())
+        self.session.send_bytes(
+            data,
+            len,
+            ErrorKind::Temporary,
+            &object,
+            "APPEND: the message ended early (its source went away)",
+        )
     }
 
     /// Waits for the go-ahead to send the literal of command `tag`,

@@ -303,6 +303,8 @@ fn folder_pass(
     if unchanged(&fstate.source_side, src_now, true)
         && unchanged(&fstate.destination_side, dst_now, false)
         && !(ctx.options.delete && fstate.kept_gone > 0)
+        && !fstate.copying
+        && !fstate.recheck
     {
         fr.unchanged = true;
         return Ok(true);
@@ -381,6 +383,18 @@ fn folder_pass(
             fstate.pairs.remove(&u);
         }
     }
+    // A pass that died while copying may have left a command the server
+    // carried out after the next pass had looked: exact copies of
+    // messages that are paired already. They go, and nothing is lost.
+    let recovering = fstate.copying;
+    if recovering || fstate.recheck {
+        fr.duplicates_removed += remove_duplicates(ctx.dst, fstate)?;
+    }
+    let dst_uids = if recovering || fstate.recheck {
+        ctx.dst.uid_search("ALL")?
+    } else {
+        dst_uids
+    };
     // What is new on the source, with what we need to copy it.
     let new: UidSet = src_uids
         .iter()
@@ -454,6 +468,8 @@ fn folder_pass(
             messages: to_copy.len(),
             bytes,
         });
+        fstate.copying = true;
+        save(fstate)?;
         let stop = AtomicBool::new(false);
         let mut since_checkpoint = 0usize;
         let mut save_error: Option<Error> = None;
@@ -536,6 +552,13 @@ fn folder_pass(
             }
         }
     }
+    if recovering {
+        // What the dead pass's last command stored may have landed
+        // while this one copied.
+        fr.duplicates_removed += remove_duplicates(ctx.dst, fstate)?;
+    }
+    fstate.recheck = recovering;
+    fstate.copying = false;
     let after = ctx.dst.status(dst_raw, "MESSAGES UIDNEXT UIDVALIDITY")?;
     fstate.source_side = SideState {
         uidvalidity: sel.uidvalidity,
@@ -556,6 +579,67 @@ fn folder_pass(
     }
     save(fstate)?;
     Ok(complete)
+}
+
+/// Expunges from the selected destination folder every message no pair
+/// names that is a byte-for-byte copy (same Message-ID, size and sha256)
+/// of one a pair names; returns how many.
+fn remove_duplicates(dst: &mut Session, fstate: &FolderState) -> Result<u64> {
+    let all = dst.uid_search("ALL")?;
+    let named: BTreeSet<u32> = fstate.pairs.values().map(|p| p.to).collect();
+    let unnamed: UidSet = all.iter().filter(|u| !named.contains(u)).collect();
+    if unnamed.is_empty() {
+        return Ok(0);
+    }
+    let loose = fetch_meta(dst, &unnamed)?;
+    let paired: UidSet = all.iter().filter(|u| named.contains(u)).collect();
+    let kept = fetch_meta(dst, &paired)?;
+    type Key = (Option<String>, u64);
+    let mut by_key: HashMap<Key, Vec<u32>> = HashMap::new();
+    for m in kept.values() {
+        by_key
+            .entry((m.message_id.clone(), m.size))
+            .or_default()
+            .push(m.uid);
+    }
+    let mut suspects = UidSet::default();
+    for m in loose.values() {
+        if let Some(twins) = by_key.get(&(m.message_id.clone(), m.size)) {
+            suspects.insert(m.uid);
+            for t in twins {
+                suspects.insert(*t);
+            }
+        }
+    }
+    if suspects.is_empty() {
+        return Ok(0);
+    }
+    let h = hashes(dst, &suspects)?;
+    let kept_hashes: BTreeSet<[u8; 32]> = suspects
+        .iter()
+        .filter(|u| named.contains(u))
+        .filter_map(|u| h.get(&u).copied())
+        .collect();
+    let doubles: UidSet = suspects
+        .iter()
+        .filter(|u| !named.contains(u))
+        .filter(|u| h.get(u).is_some_and(|x| kept_hashes.contains(x)))
+        .collect();
+    if doubles.is_empty() {
+        return Ok(0);
+    }
+    tracing::info!(
+        "{}: {} late copies of an interrupted pass removed",
+        dst.object(),
+        doubles.len()
+    );
+    for chunk in doubles.to_chunks(SET_CHUNK) {
+        dst.uid_store(&chunk, "+FLAGS.SILENT", &["\\Deleted"])?;
+        if dst.has_capability("UIDPLUS") {
+            dst.uid_expunge(&chunk)?;
+        }
+    }
+    Ok(doubles.len())
 }
 
 /// UID, flags, size, INTERNALDATE and Message-ID of each message of `set`.

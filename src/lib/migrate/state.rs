@@ -62,6 +62,14 @@ pub struct FolderState {
     /// pass without `--delete`): a pass with it must look again.
     #[serde(default)]
     pub kept_gone: u64,
+    /// A pass was copying into this folder and has not finished: it may
+    /// have died with a command the server had read whole but not yet
+    /// carried out, whose copies land after the next pass looked.
+    #[serde(default)]
+    pub copying: bool,
+    /// Look for such late copies at the next pass too.
+    #[serde(default)]
+    pub recheck: bool,
 }
 
 impl FolderState {
