@@ -493,34 +493,42 @@ fn watch_acts_on_a_local_delivery_while_it_runs() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let lines = line_reader(child.stdout.take().unwrap());
     let (_, pdf) = home.deliver_pdf("w", "Watched");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let dissected = home.path().join("dissected");
-    let found = loop {
-        let hit = fs::read_dir(&dissected).ok().and_then(|mut d| {
-            d.find_map(|e| {
-                let dir = e.ok()?.path();
-                let f = fs::read_dir(&dir)
-                    .ok()?
-                    .flatten()
-                    .find(|f| f.path().extension().is_some_and(|x| x == "pdf"))?;
-                Some(f.path())
-            })
-        });
-        if let Some(h) = hit {
-            break Some(h);
-        }
-        if std::time::Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    // The print command is the last thing the watcher does for the
+    // message: only once it is out is the watcher stopped (stopping it
+    // when the PDF appeared raced the command line).
+    let printed = lines.recv_timeout(std::time::Duration::from_secs(30)).ok();
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
-    let found = found.unwrap_or_else(|| panic!("nothing dissected: {}", show(&out)));
-    // Wait for the complete file (written before message.json).
-    assert_eq!(fs::read(&found).unwrap(), pdf);
-    assert!(stdout(&out).contains("lpr "), "{}", show(&out));
+    let printed = printed.unwrap_or_else(|| panic!("nothing printed: {}", show(&out)));
+    let quoted = printed
+        .strip_prefix("lpr ")
+        .unwrap_or_else(|| panic!("not a print command: {printed:?}"));
+    let found = PathBuf::from(quoted.trim_matches('\''));
+    assert!(
+        found.starts_with(home.path().join("dissected")),
+        "{printed}"
+    );
+    assert_eq!(fs::read(&found).unwrap(), pdf, "{printed}");
+}
+
+/// The lines `stdout` gives, sent as they come from a thread of their own,
+/// so a test can wait for one with a deadline.
+fn line_reader(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 #[test]

@@ -135,18 +135,30 @@ struct Args {
         env = "MAILBOT_MIGRATE_TO_OAUTH2_TOKEN_COMMAND"
     )]
     to_oauth2_token_command: Option<String>,
-    /// PEM of CA certificates to trust on both sides.
-    #[arg(long, value_name = "PEM", env = "MAILBOT_CA_FILE")]
-    ca_file: Option<PathBuf>,
-    /// PEM of CA certificates for the source only.
+    /// PEM of CA certificates to trust on both sides, besides the
+    /// system's store; repeatable.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "MAILBOT_CA_FILE",
+        value_delimiter = ':'
+    )]
+    ca_file: Vec<PathBuf>,
+    /// PEM of CA certificates to trust for the source only; repeatable.
     #[arg(long, value_name = "PEM")]
-    from_ca_file: Option<PathBuf>,
-    /// PEM of CA certificates for the destination only.
+    from_ca_file: Vec<PathBuf>,
+    /// PEM of CA certificates to trust for the destination only; repeatable.
     #[arg(long, value_name = "PEM")]
-    to_ca_file: Option<PathBuf>,
+    to_ca_file: Vec<PathBuf>,
     /// Do not verify TLS certificates (tests only; says so on stderr).
+    /// STARTTLS stays required and credentials still need TLS.
     #[arg(long, env = "MAILBOT_INSECURE")]
     insecure: bool,
+    /// DANGEROUS: send passwords and tokens over a connection without TLS
+    /// (only a URL with ?starttls=none has one), where anyone on the way
+    /// can read them.
+    #[arg(long, env = "MAILBOT_ALLOW_PLAINTEXT_AUTH")]
+    allow_plaintext_auth: bool,
     /// Only folders matching PATTERN (names with `/` between levels, no
     /// namespace prefix; `*` anything, `%` anything but `/`); repeatable.
     #[arg(long = "folder", value_name = "PATTERN")]
@@ -358,10 +370,12 @@ struct Plan {
     options: Options,
 }
 
-fn tls_options(both: &Option<PathBuf>, side: &Option<PathBuf>, insecure: bool) -> TlsOptions {
+fn tls_options(args: &Args, side: &[PathBuf]) -> TlsOptions {
     TlsOptions {
-        ca_file: side.clone().or_else(|| both.clone()),
-        insecure,
+        ca_files: args.ca_file.iter().chain(side).cloned().collect(),
+        ca_files_only: false,
+        insecure: args.insecure,
+        allow_plaintext_auth: args.allow_plaintext_auth,
     }
 }
 
@@ -489,8 +503,8 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         renames.push(Mapping::parse_rename(r)?);
     }
     let options = Options {
-        source_tls: tls_options(&args.ca_file, &args.from_ca_file, args.insecure),
-        destination_tls: tls_options(&args.ca_file, &args.to_ca_file, args.insecure),
+        source_tls: tls_options(args, &args.from_ca_file),
+        destination_tls: tls_options(args, &args.to_ca_file),
         state_dir,
         mapping: Mapping {
             include: args.folders.clone(),

@@ -463,8 +463,8 @@ impl Drop for Slot<'_> {
 pub struct Trust {
     source: Arc<rustls::ClientConfig>,
     destination: Arc<rustls::ClientConfig>,
-    insecure_source: bool,
-    insecure_destination: bool,
+    plaintext_source: bool,
+    plaintext_destination: bool,
 }
 
 impl Trust {
@@ -473,8 +473,8 @@ impl Trust {
         Ok(Trust {
             source: crate::tls::client_config(&options.source_tls)?,
             destination: crate::tls::client_config(&options.destination_tls)?,
-            insecure_source: options.source_tls.insecure,
-            insecure_destination: options.destination_tls.insecure,
+            plaintext_source: options.source_tls.allow_plaintext_auth,
+            plaintext_destination: options.destination_tls.allow_plaintext_auth,
         })
     }
 }
@@ -522,26 +522,31 @@ impl<'a> Opener<'a> {
     }
 
     fn open(&self, source: bool, wait: bool) -> Result<Option<Side<'a>>> {
-        let (endpoint, config, login, insecure) = if source {
+        let (endpoint, config, login, plaintext) = if source {
             (
                 &self.job.source,
                 &self.trust.source,
                 &self.source_login,
-                self.trust.insecure_source,
+                self.trust.plaintext_source,
             )
         } else {
             (
                 &self.job.destination,
                 &self.trust.destination,
                 &self.destination_login,
-                self.trust.insecure_destination,
+                self.trust.plaintext_destination,
             )
         };
         let Some(slot) = self.limits.take(&endpoint.url.display(), wait) else {
             return Ok(None);
         };
-        let mut session =
-            Session::connect(&endpoint.url, config, login, self.options.timeout, insecure)?;
+        let mut session = Session::connect(
+            &endpoint.url,
+            config,
+            login,
+            self.options.timeout,
+            plaintext,
+        )?;
         session.disable_capabilities(&self.options.disable_extensions);
         Ok(Some(Side {
             session,
