@@ -23,7 +23,7 @@ ensure_packages() {
 # The packages building and testing mailbot needs (used by the scripts that
 # source this file).
 # shellcheck disable=SC2034
-BUILD_PACKAGES=(pkg-config libnotmuch-dev notmuch)
+BUILD_PACKAGES=(pkg-config libnotmuch-dev notmuch parallel)
 
 ensure_cargo() {
     if ! command -v cargo >/dev/null 2>&1; then

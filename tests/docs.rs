@@ -5,12 +5,13 @@
 use std::fs;
 use std::process::Command;
 
-const BINS: [(&str, &str); 5] = [
+const BINS: [(&str, &str); 6] = [
     ("mail-inject", env!("CARGO_BIN_EXE_mail-inject")),
     ("mail-sync", env!("CARGO_BIN_EXE_mail-sync")),
     ("mail-index", env!("CARGO_BIN_EXE_mail-index")),
     ("mail-dissect", env!("CARGO_BIN_EXE_mail-dissect")),
     ("mail-bot", env!("CARGO_BIN_EXE_mail-bot")),
+    ("mail-migrate", env!("CARGO_BIN_EXE_mail-migrate")),
 ];
 
 #[test]

@@ -18,7 +18,10 @@
 //! [`crate::sync`]), does not pipeline independent commands and does
 //! not cache mailbox state between SELECTs.
 
+mod append;
+mod listing;
 mod response;
+mod sasl;
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -30,10 +33,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::smtp::Auth;
 use crate::tls::{self, Wire};
 
+pub use append::{AppendOutcome, AppendStream};
+pub use listing::{MailboxStatus, Namespace};
 pub use response::{
     InMemory, Literals, MAX_MEMORY_LITERAL, Response, Status, Value, breaks_session,
     read_literal_to_memory, render, stream_literal, wire_error,
 };
+pub use sasl::{Login, PlainAs};
 
 /// The read buffer under the parser: big enough that a body literal is
 /// copied to its file in large writes, small enough not to matter.
@@ -173,6 +179,53 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
+    /// The mailbox of an untagged `verb` (LIST, LSUB) response:
+    /// `LIST (attributes) "delimiter" name`.
+    fn from_list_response(items: &[Value], verb: &str) -> Option<Mailbox> {
+        if items.len() < 4 || !items[0].atom()?.eq_ignore_ascii_case(verb) {
+            return None;
+        }
+        let attributes = items[1]
+            .list()
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|v| v.atom().map(str::to_string))
+            .collect();
+        let delimiter = items[2]
+            .bytes()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.chars().next());
+        let raw = String::from_utf8_lossy(items[3].bytes()?).into_owned();
+        let name = if raw.eq_ignore_ascii_case("INBOX") {
+            "INBOX".to_string()
+        } else {
+            decode_mailbox_name(&raw).unwrap_or_else(|| raw.clone())
+        };
+        Some(Mailbox {
+            name,
+            raw,
+            delimiter,
+            attributes,
+        })
+    }
+
+    /// The special-use attribute (RFC 6154: `\Sent`, `\Trash`, ...), if
+    /// the mailbox has one.
+    pub fn special_use(&self) -> Option<&str> {
+        const SPECIAL: [&str; 7] = [
+            "\\All",
+            "\\Archive",
+            "\\Drafts",
+            "\\Flagged",
+            "\\Junk",
+            "\\Sent",
+            "\\Trash",
+        ];
+        self.attributes
+            .iter()
+            .find_map(|a| SPECIAL.iter().find(|s| s.eq_ignore_ascii_case(a)).copied())
+    }
+
     /// Whether the mailbox can be selected (`\Noselect` and
     /// `\NonExistent` cannot).
     pub fn selectable(&self) -> bool {
@@ -233,6 +286,8 @@ pub struct Fetch {
     pub size: Option<u64>,
     /// MODSEQ.
     pub modseq: Option<u64>,
+    /// INTERNALDATE, as the server wrote it (`17-Jul-1996 02:44:25 -0700`).
+    pub internal_date: Option<String>,
     /// BODY[] (as the literal sink returned it).
     pub body: Option<Value>,
     /// BODY[HEADER...] (as the literal sink returned it).
@@ -260,6 +315,11 @@ impl Fetch {
                 }
                 "RFC822.SIZE" => f.size = value.number(),
                 "MODSEQ" => f.modseq = value.list().and_then(|l| l.first()).and_then(Value::number),
+                "INTERNALDATE" => {
+                    f.internal_date = value
+                        .bytes()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                }
                 k if k.starts_with("BODY[]") || k.starts_with("BINARY[]") => {
                     f.body = Some(value.clone())
                 }
@@ -300,7 +360,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects, secures the connection and logs in. An `imap://` server
+    /// Connects, secures the connection and logs in (with an [`Auth`],
+    /// or any other [`Login`]). An `imap://` server
     /// that does not offer STARTTLS is a TLS error (exit 76) — someone may
     /// have removed it — unless the URL says `?starttls=none`; a login
     /// without TLS needs `allow_plaintext_auth`. Certificate checks are
@@ -308,7 +369,7 @@ impl Session {
     pub fn connect(
         url: &ImapUrl,
         tls_config: &Arc<rustls::ClientConfig>,
-        auth: &Auth,
+        auth: &(impl Login + ?Sized),
         timeout: Duration,
         allow_plaintext_auth: bool,
     ) -> Result<Session> {
@@ -410,7 +471,7 @@ impl Session {
                      (--allow-plaintext-auth would allow it)",
                 ));
             }
-            session.login(auth)?;
+            auth.log_in(&mut session)?;
         }
         if session.capabilities.is_empty() {
             session.capability()?;
@@ -418,7 +479,7 @@ impl Session {
         Ok(session)
     }
 
-    fn login(&mut self, auth: &Auth) -> Result<()> {
+    pub(crate) fn login(&mut self, auth: &Auth) -> Result<()> {
         let done = match auth {
             Auth::Password { user, password } => {
                 let user = astring(user);
@@ -440,6 +501,12 @@ impl Session {
                 self.simple(&command)?
             }
         };
+        self.logged_in(&done)
+    }
+
+    /// The outcome of a login command: a refusal is `Auth` (77), a
+    /// server that cannot check now `Temporary`, a BAD `Protocol`.
+    fn logged_in(&self, done: &Completion) -> Result<()> {
         if done.is_ok() {
             return Ok(());
         }
@@ -567,35 +634,9 @@ impl Session {
         let command = format!("LIST {} {}", quote(reference), quote(pattern));
         let done = self.execute(&[Arg::Text(&command)], &mut InMemory, &mut |r| {
             if let Response::Data(items) = &r
-                && items.len() >= 4
-                && items[0]
-                    .atom()
-                    .is_some_and(|a| a.eq_ignore_ascii_case("LIST"))
+                && let Some(m) = Mailbox::from_list_response(items, "LIST")
             {
-                let attributes = items[1]
-                    .list()
-                    .unwrap_or(&[])
-                    .iter()
-                    .filter_map(|v| v.atom().map(str::to_string))
-                    .collect();
-                let delimiter = items[2]
-                    .bytes()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|s| s.chars().next());
-                if let Some(raw) = items[3].bytes() {
-                    let raw = String::from_utf8_lossy(raw).into_owned();
-                    let name = if raw.eq_ignore_ascii_case("INBOX") {
-                        "INBOX".to_string()
-                    } else {
-                        decode_mailbox_name(&raw).unwrap_or_else(|| raw.clone())
-                    };
-                    out.push(Mailbox {
-                        name,
-                        raw,
-                        delimiter,
-                        attributes,
-                    });
-                }
+                out.push(m);
             }
             Ok(())
         })?;
@@ -852,30 +893,13 @@ impl Session {
                 return Err(self.refusal("APPEND", raw, &done));
             }
         }
-        let mut left = len;
-        let mut buf = vec![0u8; 64 * 1024];
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match data.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        ErrorKind::InputMissing,
-                        raw,
-                        "APPEND: the message changed while it was sent",
-                    ));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::io(ErrorKind::InputMissing, raw, e));
-                }
-            };
-            self.wire
-                .get_mut()
-                .write_all(&buf[..n])
-                .map_err(|e| wire_error(&self.object, e))?;
-            left -= n as u64;
-        }
+        self.send_bytes(
+            data,
+            len,
+            ErrorKind::InputMissing,
+            raw,
+            "APPEND: the message changed while it was sent",
+        )?;
         self.write(b"\r\n")?;
         let done = self.finish(&tag, &mut InMemory, &mut |_| Ok(()), &mut VecDeque::new())?;
         if !done.is_ok() {
@@ -896,6 +920,37 @@ impl Session {
             return Ok(Some((v, u)));
         }
         Ok(None)
+    }
+
+    /// Writes `len` bytes from `data` to the server in 64 KiB pieces (a
+    /// literal's bytes). `data` failing or ending early is an error of
+    /// `kind` about `what` (`early` says why); the session is unusable
+    /// after it, since the server was promised the rest.
+    fn send_bytes(
+        &mut self,
+        data: &mut dyn Read,
+        len: u64,
+        kind: ErrorKind,
+        what: &str,
+        early: &str,
+    ) -> Result<()> {
+        let mut left = len;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match data.read(&mut buf[..want]) {
+                Ok(0) => return Err(Error::new(kind, what, early)),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(kind, what, e)),
+            };
+            self.wire
+                .get_mut()
+                .write_all(&buf[..n])
+                .map_err(|e| wire_error(&self.object, e))?;
+            left -= n as u64;
+        }
+        Ok(())
     }
 
     /// Appends `message` to `folder` (a UTF-8 name) with the `\Seen`

@@ -19,6 +19,7 @@ pub mod imap;
 pub mod index;
 pub mod lockfile;
 pub mod maildir;
+pub mod migrate;
 pub mod mime;
 pub mod private;
 pub mod queue;

@@ -172,6 +172,11 @@ pub struct Untagged {
 
 impl Server {
     pub fn login(rig: &Rig) -> Server {
+        Server::login_as(rig, &rig.users[0].0, &rig.users[0].1)
+    }
+
+    /// A session as `user` (another user of the rig, or `user*master`).
+    pub fn login_as(rig: &Rig, user: &str, password: &str) -> Server {
         let mut conn = Conn::plain(&rig.host, rig.imaps_port)
             .unwrap()
             .start_tls("localhost", rig.tls_trusting_rig())
@@ -179,10 +184,7 @@ impl Server {
         let greeting = conn.line().unwrap();
         assert!(greeting.starts_with("* OK"), "{greeting}");
         let mut s = Server { conn, tag: 0 };
-        let (status, _) = s.command(&format!(
-            "LOGIN \"{}\" \"{}\"",
-            rig.users[0].0, rig.users[0].1
-        ));
+        let (status, _) = s.command(&format!("LOGIN \"{user}\" \"{password}\""));
         assert!(status.starts_with("OK"), "login: {status}");
         s
     }
@@ -234,12 +236,24 @@ impl Server {
 
     /// APPENDs `message` with `flags` (e.g. `\Seen`); returns its UID.
     pub fn append(&mut self, name: &str, flags: &str, message: &[u8]) -> u32 {
+        self.append_at(name, flags, None, message)
+    }
+
+    /// [`Server::append`] with an INTERNALDATE (`01-Jan-2001 10:00:00 +0100`).
+    pub fn append_at(
+        &mut self,
+        name: &str,
+        flags: &str,
+        date: Option<&str>,
+        message: &[u8],
+    ) -> u32 {
         self.tag += 1;
         let tag = format!("s{}", self.tag);
+        let date = date.map(|d| format!(" \"{d}\"")).unwrap_or_default();
         self.conn
             .send(
                 format!(
-                    "{tag} APPEND {} ({flags}) {{{}}}\r\n",
+                    "{tag} APPEND {} ({flags}){date} {{{}}}\r\n",
                     mbox(name),
                     message.len()
                 )
