@@ -28,19 +28,23 @@ use mailbot::tls::{self, TlsOptions};
 const PROGRAM: &str = "mail-inject";
 
 const EXAMPLES: &str = "  # A PDF to yourself over submission (STARTTLS + AUTH), body from a file:
-  mail-inject --smtp smtp://me@mail.example.org:587 --password-command 'pass mail' \\
-      -r me@example.org -s 'Monthly report' -a report.pdf --body note.txt me@example.org
+  mail-inject --smtp smtp://me@mail.example.org:587 \\
+      --password-command 'pass mail' -r me@example.org -s 'Monthly report' \\
+      -a report.pdf --body note.txt me@example.org
 
   # Compose reproducibly and print the message instead of sending it:
   mail-inject -r a@example.org -s Hello --body-text 'Hi there' --date @0 \\
       --message-id 1@example.org --boundary b1 -o - b@example.org
 
   # Deliver straight into a local maildir (prints the new file's path):
-  echo 'backup done' | mail-inject -r cron@example.org -s 'backup' --maildir ~/Mail/inbox me@example.org
+  echo 'backup done' | mail-inject -r cron@example.org -s 'backup' \\
+      --maildir ~/Mail/inbox me@example.org
 
   # Keep what cannot be sent now; send it later from cron:
-  mail-inject --smtp smtp://me@mail.example.org --queue ~/.local/share/mailbot/outbox -s hi me@example.org < note.txt
-  mail-inject --flush --queue ~/.local/share/mailbot/outbox --smtp smtp://me@mail.example.org
+  mail-inject --smtp smtp://me@mail.example.org \\
+      --queue ~/.local/share/mailbot/outbox -s hi me@example.org < note.txt
+  mail-inject --flush --queue ~/.local/share/mailbot/outbox \\
+      --smtp smtp://me@mail.example.org
 
   # A finished message, recipients from its To/Cc/Bcc (Bcc is removed):
   mail-inject --raw -t --smtp smtps://me@mail.example.org < message.eml";

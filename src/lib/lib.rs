@@ -18,6 +18,7 @@ pub mod imap;
 pub mod index;
 pub mod lockfile;
 pub mod maildir;
+pub mod manpage;
 pub mod mime;
 pub mod queue;
 pub mod sendmail;
