@@ -4,6 +4,7 @@
 //! sends a JSONL batch over one SMTP session, and flushes the outbox of
 //! messages that could not be sent earlier.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,17 +61,19 @@ struct Args {
     /// Subject.
     #[arg(short, long, value_name = "TEXT", help_heading = "Compose")]
     subject: Option<String>,
-    /// Attach a file; `FILE;type=T/S;name=N` overrides type and name. Repeatable.
+    /// Attach a file; `FILE;type=T/S;name=N` overrides type and name; `-` (or
+    /// `-;name=N`) is stdin, the body then comes from --body or --body-text. Repeatable.
     #[arg(
         short = 'a',
         long = "attach",
         value_name = "FILE",
+        allow_hyphen_values = true,
         help_heading = "Compose"
     )]
-    attach: Vec<String>,
+    attach: Vec<OsString>,
     /// Show a file inline in the HTML (Content-ID: its name, or `FILE;cid=ID`). Repeatable.
     #[arg(long, value_name = "FILE", help_heading = "Compose")]
-    inline: Vec<String>,
+    inline: Vec<OsString>,
     /// Carbon copy (Cc:). Repeatable.
     #[arg(short = 'c', long, value_name = "ADDR", help_heading = "Compose")]
     cc: Vec<String>,
@@ -390,10 +393,19 @@ fn build_message(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Compo
     if args.raw {
         return raw_message(args, from);
     }
+    let stdin_attachments = args
+        .attach
+        .iter()
+        .chain(&args.inline)
+        .filter(|s| is_stdin_spec(s))
+        .count();
+    if stdin_attachments > 1 {
+        return Err(Error::new(ErrorKind::Usage, "-a -", "stdin can be attached once only").into());
+    }
     let text = match (&args.body, &args.body_text) {
         (Some(p), _) => read_text(p, "the body")?,
         (None, Some(t)) => t.clone(),
-        (None, None) if io::stdin().is_terminal() => String::new(),
+        (None, None) if io::stdin().is_terminal() || stdin_attachments > 0 => String::new(),
         (None, None) => String::from_utf8(read_stdin()?).map_err(|_| {
             Error::new(
                 ErrorKind::BadInput,
@@ -422,10 +434,10 @@ fn build_message(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Compo
         draft.headers.push(compose::parse_user_header(h)?);
     }
     for spec in &args.inline {
-        draft.inline.push(Attachment::from_spec(spec, true)?);
+        draft.inline.push(attachment(spec, true)?);
     }
     for spec in &args.attach {
-        draft.attachments.push(Attachment::from_spec(spec, false)?);
+        draft.attachments.push(attachment(spec, false)?);
     }
     let pins = Pins {
         date: args.date.clone(),
@@ -434,6 +446,30 @@ fn build_message(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Compo
         host: host_name(),
     };
     Ok(compose::compose(&draft, &pins)?)
+}
+
+/// `-` or `-;type=...;name=...`: the attachment is stdin.
+fn is_stdin_spec(spec: &OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = spec.as_bytes();
+    bytes == b"-" || bytes.starts_with(b"-;")
+}
+
+/// An attachment from a spec: a file, or stdin for `-` (named
+/// `attachment.EXT` after its type unless `;name=` says otherwise).
+fn attachment(spec: &OsStr, inline: bool) -> anyhow::Result<Attachment> {
+    if !is_stdin_spec(spec) {
+        return Ok(Attachment::from_spec(spec, inline)?);
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let params = String::from_utf8_lossy(&spec.as_bytes()[1..]).into_owned();
+    let data = read_stdin()?;
+    let kind = compose::sniff_type(&data, "");
+    let name = match mime_guess::get_mime_extensions_str(&kind).and_then(|e| e.first()) {
+        Some(ext) => format!("attachment.{ext}"),
+        None => "attachment".to_string(),
+    };
+    Ok(Attachment::from_data(data, &name, &params, inline, spec)?)
 }
 
 fn raw_message(args: &Args, from: Option<String>) -> anyhow::Result<Composed> {
