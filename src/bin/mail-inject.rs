@@ -189,9 +189,22 @@ struct Args {
     /// Send every message of the --queue outbox, removing each once the server accepted it.
     #[arg(long, requires = "queue", help_heading = "Queue and batch")]
     flush: bool,
-    /// Send one message per JSON line over one SMTP session.
-    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["raw", "flush"], help_heading = "Queue and batch")]
+    /// Send one message per JSON line over one SMTP session ('-': stdin).
+    ///
+    /// Each line is an object with these keys (only a recipient is needed;
+    /// an unknown key is an error, so a typo drops nothing):
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["raw", "flush", "batch_csv"], help_heading = "Queue and batch",
+          long_help = batch_help())]
     batch: Option<PathBuf>,
+    /// Send one message per row of a CSV file over one SMTP session.
+    ///
+    /// The first row names the columns: to (needed), cc, bcc, from, subject,
+    /// body, attachments (FILE specs separated by |); any other column is a
+    /// field. -s and --body/--body-text are templates for rows without a
+    /// subject or body: {name} is the row's name column ({{ and }} are
+    /// braces). -a files go to every message.
+    #[arg(long, value_name = "FILE.csv", conflicts_with_all = ["raw", "flush"], help_heading = "Queue and batch")]
+    batch_csv: Option<PathBuf>,
     /// Retries after a temporary failure (4xx, connection lost).
     #[arg(
         long,
@@ -254,7 +267,10 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
         return flush(args, &account);
     }
     if let Some(batch) = &args.batch {
-        return run_batch(args, &account, batch);
+        return run_batch(args, &account, batch, jsonl_items(args, &account, batch)?);
+    }
+    if let Some(csv) = &args.batch_csv {
+        return run_batch(args, &account, csv, csv_items(args, &account, csv)?);
     }
     let targets = targets(args, &account)?;
     let message = build_message(args, &account)?;
@@ -760,31 +776,118 @@ fn flush(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Exit> {
 
 // --------------------------------------------------------------- batch
 
-fn batch_message(line: &str, default_from: Option<&str>) -> anyhow::Result<Composed> {
-    let draft = batch::draft_from_line(line, default_from)?;
-    let pins = Pins {
-        host: host_name(),
-        ..Pins::default()
-    };
-    Ok(compose::compose(&draft, &pins)?)
+/// The `--help` text of `--batch`: its first lines, then every key.
+fn batch_help() -> String {
+    format!(
+        "Send one message per JSON line over one SMTP session ('-': stdin).\n\n\
+         Each line is an object with these keys (only a recipient is needed; an \
+         unknown key is an error, so a typo drops nothing):\n{}\n\
+         e.g. {{\"to\":\"ann@example.org\",\"subject\":\"Grades\",\"attachments\":[\"ann.pdf\"]}}",
+        batch::BATCH_KEYS
+    )
 }
 
-fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Result<Exit> {
+/// One message of a batch to compose: its line (or row) number and its
+/// draft, or why there is none.
+type BatchItem = (usize, anyhow::Result<compose::Draft>);
+
+fn batch_text(path: &Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        Ok(String::from_utf8_lossy(&read_stdin()?).into_owned())
+    } else {
+        read_text(path, "the batch")
+    }
+}
+
+fn jsonl_items(
+    args: &Args,
+    account: &ResolvedAccount,
+    path: &Path,
+) -> anyhow::Result<Vec<BatchItem>> {
+    let default_from = args.from.clone().or_else(|| default_from(account));
+    Ok(batch_text(path)?
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            (
+                index + 1,
+                batch::draft_from_line(line, default_from.as_deref()).map_err(Into::into),
+            )
+        })
+        .collect())
+}
+
+fn csv_items(
+    args: &Args,
+    account: &ResolvedAccount,
+    path: &Path,
+) -> anyhow::Result<Vec<BatchItem>> {
+    let mut rows = batch::parse_csv(&batch_text(path)?)
+        .map_err(|e| Error::new(e.kind(), path.display().to_string(), chain(&e)))?
+        .into_iter();
+    let Some((_, header)) = rows.next() else {
+        return Ok(Vec::new());
+    };
+    let header: Vec<String> = header
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    if !header
+        .iter()
+        .any(|h| matches!(h.as_str(), "to" | "cc" | "bcc"))
+    {
+        return Err(Error::new(
+            ErrorKind::BadInput,
+            format!("{}:1", path.display()),
+            "the header row names no to, cc or bcc column",
+        )
+        .into());
+    }
+    let body = match (&args.body, &args.body_text) {
+        (Some(p), _) => read_text(p, "the body")?,
+        (None, Some(t)) => t.clone(),
+        (None, None) => String::new(),
+    };
+    let mut attachments = Vec::new();
+    for spec in &args.attach {
+        attachments.push(attachment(spec, false)?);
+    }
+    let defaults = batch::RowDefaults {
+        from: args.from.clone().or_else(|| default_from(account)),
+        subject: args.subject.clone(),
+        body,
+        attachments,
+    };
+    Ok(rows
+        .map(|(line, row)| {
+            (
+                line,
+                batch::draft_from_row(&header, &row, &defaults).map_err(Into::into),
+            )
+        })
+        .collect())
+}
+
+fn run_batch(
+    args: &Args,
+    account: &ResolvedAccount,
+    path: &Path,
+    items: Vec<BatchItem>,
+) -> anyhow::Result<Exit> {
     let Some(url) = &account.account.smtp else {
         return Err(Error::new(
             ErrorKind::Usage,
-            "--batch",
+            if args.batch_csv.is_some() {
+                "--batch-csv"
+            } else {
+                "--batch"
+            },
             "needs --smtp URL (or an account with smtp)",
         )
         .into());
     };
     let url = SmtpUrl::parse(url)?;
-    let text = if path.as_os_str() == "-" {
-        String::from_utf8_lossy(&read_stdin()?).into_owned()
-    } else {
-        read_text(path, "the batch")?
-    };
-    let default_from = args.from.clone().or_else(|| default_from(account));
     let mut sender = smtp_sender(args, account, url)?;
     let outbox = args.queue.as_deref().map(Outbox::create).transpose()?;
     let mut out = cli::PathOutput::stdout(false);
@@ -793,12 +896,12 @@ fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Res
     // After a failure that every later message would meet too (bad
     // credentials, TLS), the rest are not tried.
     let mut fatal: Option<(ErrorKind, String)> = None;
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
+    let pins = Pins {
+        host: host_name(),
+        ..Pins::default()
+    };
+    for (number, draft) in items {
         total += 1;
-        let number = index + 1;
         let object = format!("{}:{number}", path.display());
         let mut message_id = None;
         let outcome: anyhow::Result<()> = match &fatal {
@@ -807,26 +910,28 @@ fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Res
                 "",
                 format!("not tried: {why}")
             ))),
-            None => batch_message(line, default_from.as_deref()).and_then(|m| {
-                message_id = m.message_id.clone();
-                match sender.send(&m.envelope, &m.bytes) {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_temporary() && outbox.is_some() => {
-                        let path = outbox
-                            .as_ref()
-                            .map(|o| o.enqueue(&m.bytes, &m.envelope))
-                            .transpose()?
-                            .unwrap_or_default();
-                        Err(anyhow::Error::new(Queued { path, cause: e }))
-                    }
-                    Err(e) => {
-                        if batch::fails_the_rest(e.kind()) {
-                            fatal = Some((e.kind(), chain(&e)));
+            None => draft
+                .and_then(|d| Ok(compose::compose(&d, &pins)?))
+                .and_then(|m| {
+                    message_id = m.message_id.clone();
+                    match sender.send(&m.envelope, &m.bytes) {
+                        Ok(_) => Ok(()),
+                        Err(e) if e.is_temporary() && outbox.is_some() => {
+                            let path = outbox
+                                .as_ref()
+                                .map(|o| o.enqueue(&m.bytes, &m.envelope))
+                                .transpose()?
+                                .unwrap_or_default();
+                            Err(anyhow::Error::new(Queued { path, cause: e }))
                         }
-                        Err(e.into())
+                        Err(e) => {
+                            if batch::fails_the_rest(e.kind()) {
+                                fatal = Some((e.kind(), chain(&e)));
+                            }
+                            Err(e.into())
+                        }
                     }
-                }
-            }),
+                }),
         };
         let result = match outcome {
             Ok(()) => {
