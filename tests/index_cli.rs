@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use index_common::{
-    Built, EXTRA, NOT_MAIL, build_maildir, expect, index_at, lines, mail_index, notmuch,
+    Built, EXTRA, NOT_MAIL, build_maildir, describe, expect, index_at, lines, mail_index, notmuch,
     notmuch_tags, own_errors, sorted,
 };
 
@@ -737,7 +737,7 @@ fn help_ends_with_examples_and_exit_codes() {
         text.contains("Examples:\n  mail-index --maildir ~/Mail new"),
         "{text}"
     );
-    assert!(text.contains("mail-index add --stdin"));
+    assert!(text.contains("mail-index --account school add --stdin"));
     assert!(text.contains(" 75  temporary"));
     expect(
         mail_index(tmp.path(), &["frobnicate"], b""),
@@ -798,4 +798,196 @@ fn broken_messages_leave_stderr_silent() {
         "",
         "mail-index add printed on stderr"
     );
+}
+
+/// The README's recipe for the notmuch CLI, as a user pastes it: the
+/// code block holding `notmuch-config > ~/.notmuch-config`, run by `sh`
+/// with HOME in a temporary folder holding `~/Mail`, mailbot's binaries
+/// first in PATH and no notmuch configuration anywhere.
+#[test]
+fn the_readme_recipe_for_the_notmuch_cli_runs_as_written() {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split_once("\n```").map(|(code, _)| code))
+        .filter(|code| code.contains("notmuch-config > ~/.notmuch-config"))
+        .collect();
+    assert_eq!(blocks.len(), 1, "one recipe in the README");
+    let recipe = blocks[0];
+
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let Some(b) = build_maildir(&home.join("Mail")) else {
+        return;
+    };
+    // What mail-sync leaves beside the mail, which notmuch new must pass
+    // over without a word.
+    fs::create_dir_all(b.root.join(".mailbot/sync")).unwrap();
+    fs::write(
+        b.root.join(".mailbot/sync/INBOX.state"),
+        b"mailbot-sync-state 1\n",
+    )
+    .unwrap();
+    fs::write(b.root.join(".mailbot/lock"), b"").unwrap();
+    let bins = Path::new(index_common::BIN).parent().unwrap();
+    let path = format!("{}:{}", bins.display(), std::env::var("PATH").unwrap());
+    let sh = |script: &str| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-e", "-c", script]).current_dir(home);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if name.starts_with("MAILBOT_") || name.starts_with("NOTMUCH_") {
+                cmd.env_remove(&name);
+            }
+        }
+        cmd.env("HOME", home)
+            .env("PATH", &path)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .output()
+            .unwrap()
+    };
+    let out = sh(recipe);
+    assert_eq!(out.status.code(), Some(0), "{recipe}\n{}", describe(&out));
+    // notmuch search found every thread mail-index knows as new.
+    let threads: BTreeSet<String> = lines(&expect(
+        index_at(&b.root, &["search", "--output", "json", "tag:new"], b""),
+        0,
+        "search",
+    ))
+    .iter()
+    .map(|l| {
+        let hit: serde_json::Value = serde_json::from_str(l).unwrap();
+        hit["thread_id"].as_str().unwrap().to_string()
+    })
+    .collect();
+    let listed = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("thread:"))
+        .count();
+    assert!(threads.len() > 30, "{} threads", threads.len());
+    assert_eq!(listed, threads.len(), "{}", describe(&out));
+    // notmuch new noted no file of mailbot's or of the servers'.
+    let err = String::from_utf8_lossy(&out.stderr);
+    for noise in ["/.mailbot/", "dovecot", "maildirfolder"] {
+        assert!(!err.contains(noise), "{noise}: {err}");
+    }
+    // New mail found by the notmuch CLI is tagged as mail-index tags it.
+    let arrived = b
+        .root
+        .join(".Corpus/new/1795500000.M1P1Q1.later.mailbot.test");
+    fs::write(
+        &arrived,
+        b"From: a@example.org\nTo: b@example.org\nSubject: later\nMessage-ID: <later@mailbot.test>\n\nhi\n",
+    )
+    .unwrap();
+    let out = sh("notmuch new --quiet && notmuch search --output=tags id:later@mailbot.test");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["new", "unread"],
+        "{}",
+        describe(&out)
+    );
+    // And mail-index goes on with the database notmuch wrote.
+    expect(index_at(&b.root, &["new"], b""), 0, "new after notmuch new");
+}
+
+/// Sets the mtime of every folder under `root` to one moment in 2024, as
+/// if the maildir had last changed long before the scan (a scan does not
+/// trust an mtime less than a second old).
+fn age_folders(root: &Path) {
+    let past = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_717_000_000);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+        }
+        fs::File::open(&dir).unwrap().set_modified(past).unwrap();
+    }
+}
+
+fn scan(root: &Path) -> serde_json::Value {
+    let out = expect(index_at(root, &["new", "--json"], b""), 0, "new");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn new_lists_only_the_folders_that_changed() {
+    let Some((_tmp, b)) = built() else {
+        return;
+    };
+    age_folders(&b.root);
+    let first = scan(&b.root);
+    let folders = first["folders_listed"].as_u64().unwrap();
+    assert!(folders > 10, "{first}");
+    assert_eq!(first["folders_unchanged"], 0, "{first}");
+    let messages = count(&b.root, "*");
+    // The first scan made .notmuch/ and .mailbot/ in the root, so the
+    // root's mtime was too fresh to keep: listed once more.
+    age_folders(&b.root);
+    assert_eq!(scan(&b.root)["folders_listed"], 1);
+
+    // Nothing changed: no folder is listed, nothing is done.
+    let again = scan(&b.root);
+    assert_eq!(again["folders_listed"], 0, "{again}");
+    assert_eq!(
+        again["folders_unchanged"].as_u64(),
+        Some(folders),
+        "{again}"
+    );
+    assert_eq!(
+        (again["added"].as_u64(), again["removed"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // A message arrives: only its folder is listed, and it is indexed.
+    let arrived = b
+        .root
+        .join(".Corpus/new/1795500000.M1P1Q1.later.mailbot.test");
+    fs::write(
+        &arrived,
+        b"From: a@example.org\nTo: b@example.org\nSubject: later\nMessage-ID: <later@mailbot.test>\n\nhi\n",
+    )
+    .unwrap();
+    let news = scan(&b.root);
+    assert_eq!(news["folders_listed"], 1, "{news}");
+    assert_eq!(news["added"], 1, "{news}");
+    assert_eq!(count(&b.root, "id:later@mailbot.test"), 1);
+    // The folder changed less than a second ago: its mtime is not trusted
+    // yet, so it is listed again until it has settled.
+    assert_eq!(scan(&b.root)["folders_listed"], 1);
+    age_folders(&b.root);
+    assert_eq!(scan(&b.root)["folders_listed"], 1);
+    assert_eq!(scan(&b.root)["folders_listed"], 0);
+
+    // A file deleted and a whole folder removed: their messages go.
+    fs::remove_file(&arrived).unwrap();
+    let nested = b.root.join("bar/baz");
+    let in_nested = files_of(&b.root, "path:bar/baz/**").len() as u64;
+    assert!(in_nested > 0);
+    fs::remove_dir_all(&nested).unwrap();
+    let removed = scan(&b.root);
+    assert_eq!(
+        removed["removed"].as_u64(),
+        Some(1 + in_nested),
+        "{removed}"
+    );
+    assert_eq!(count(&b.root, "*"), messages - in_nested);
+
+    // The incremental scans left the database as a full scan makes it.
+    fs::remove_file(b.root.join(".mailbot/index-folders.json")).unwrap();
+    let full = scan(&b.root);
+    assert_eq!(
+        (full["added"].as_u64(), full["removed"].as_u64()),
+        (Some(0), Some(0)),
+        "{full}"
+    );
+    assert_eq!(full["folders_unchanged"], 0, "{full}");
 }

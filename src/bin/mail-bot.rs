@@ -23,7 +23,7 @@ use mailbot::exit::Exit;
 use mailbot::imap::ImapUrl;
 use mailbot::smtp::{self, SmtpUrl};
 use mailbot::sync;
-use mailbot::tls::{self, TlsOptions};
+use mailbot::tls;
 
 const PROGRAM: &str = "mail-bot";
 
@@ -212,12 +212,9 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
             .into());
         }
     };
-    let first = args.account.resolve(&env, &Default::default())?;
-    let config: Option<Config> = first.config.clone();
-    let config_path = args.account.config.clone().unwrap_or_else(|| {
-        mailbot::config::default_path(env.xdg_config_home.as_deref(), env.home.as_deref())
-            .unwrap_or_default()
-    });
+    // Read once: `--config <(...)` is a pipe.
+    let config: Option<Config> = args.account.load_config(&env)?;
+    let config_path = args.account.config_path(&env);
     let rules = match &config {
         Some(c) if !c.rule.is_empty() => {
             rules::parse_rules(&c.rule, env.home.as_deref(), &config_path)?
@@ -235,7 +232,7 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
             account: Some(name.clone()),
             ..args.account.clone()
         };
-        let resolved = picked.resolve(&env, &Default::default())?;
+        let resolved = picked.resolve_in(&env, config.clone(), &Default::default())?;
         accounts.push(account_from(name, &resolved, &env)?);
     }
     if accounts.is_empty() {
@@ -272,16 +269,13 @@ fn account_from(
             )
         })?,
     };
-    let tls_options = TlsOptions {
-        ca_file: a.ca_file.clone(),
-        insecure: resolved.insecure,
-    };
+    let tls_options = resolved.tls_options();
     let timeout = Duration::from_secs(60);
     let sync = match &a.imap {
         Some(text) => {
             let url = ImapUrl::parse(text)?;
             let auth = resolved
-                .credentials(url.user.as_deref(), &url.display())?
+                .credentials(&url.endpoint(resolved.default_user()), &url.display())?
                 .ok_or_else(|| {
                     Error::new(
                         ErrorKind::Config,
@@ -306,11 +300,12 @@ fn account_from(
     let transport = match &a.smtp {
         Some(text) => {
             let url = SmtpUrl::parse(text)?;
-            let auth = resolved.credentials(url.user.as_deref(), &url.display())?;
+            let auth =
+                resolved.credentials(&url.endpoint(resolved.default_user()), &url.display())?;
             Some(Transport {
                 settings: smtp::Settings {
                     tls: tls::client_config(&tls_options)?,
-                    insecure: resolved.insecure,
+                    allow_plaintext_auth: resolved.allow_plaintext_auth,
                     helo: "localhost".into(),
                     auth,
                     timeout,

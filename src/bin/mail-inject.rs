@@ -24,7 +24,7 @@ use mailbot::maildir::Maildir;
 use mailbot::queue::{self, Outbox};
 use mailbot::sendmail;
 use mailbot::smtp::{Envelope, Retry, Sender, Settings, SmtpUrl};
-use mailbot::tls::{self, TlsOptions};
+use mailbot::tls;
 
 const PROGRAM: &str = "mail-inject";
 
@@ -529,18 +529,15 @@ fn raw_message(args: &Args, from: Option<String>) -> anyhow::Result<Composed> {
 // -------------------------------------------------------------- inject
 
 fn tls_config(account: &ResolvedAccount) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
-    Ok(tls::client_config(&TlsOptions {
-        ca_file: account.account.ca_file.clone(),
-        insecure: account.insecure,
-    })?)
+    Ok(tls::client_config(&account.tls_options())?)
 }
 
 fn smtp_sender(args: &Args, account: &ResolvedAccount, url: SmtpUrl) -> anyhow::Result<Sender> {
-    let auth = account.credentials(url.user.as_deref(), &url.display())?;
+    let auth = account.credentials(&url.endpoint(account.default_user()), &url.display())?;
     let tls = tls_config(account)?;
     let settings = Settings {
         tls,
-        insecure: account.insecure,
+        allow_plaintext_auth: account.allow_plaintext_auth,
         helo: host_name(),
         auth,
         timeout: seconds(args.timeout),
@@ -704,7 +701,7 @@ fn append_imap(
     message: &Composed,
 ) -> anyhow::Result<()> {
     let auth = account
-        .credentials(url.user.as_deref(), &url.display())?
+        .credentials(&url.endpoint(account.default_user()), &url.display())?
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
@@ -717,7 +714,7 @@ fn append_imap(
         &tls_config(account)?,
         &auth,
         seconds(args.timeout),
-        account.insecure,
+        account.allow_plaintext_auth,
     )?;
     session.append(folder, &message.bytes)?;
     session.logout();

@@ -23,7 +23,6 @@ use mailbot::smtp::Auth;
 use mailbot::sync::{
     self, Direction, Event, Expunge, FolderReport, Layout, NewMessage, Options, Tuning,
 };
-use mailbot::tls::TlsOptions;
 
 const PROGRAM: &str = "mail-sync";
 
@@ -246,10 +245,7 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     let options = Options {
         url,
         auth,
-        tls: TlsOptions {
-            ca_file: account.account.ca_file.clone(),
-            insecure: account.insecure,
-        },
+        tls: account.tls_options(),
         maildir,
         folders: args
             .folders
@@ -305,7 +301,7 @@ fn auth_user(auth: &Auth) -> &str {
 fn credentials(account: &ResolvedAccount, url: &ImapUrl) -> anyhow::Result<Auth> {
     let object = url.display();
     account
-        .credentials(url.user.as_deref(), &object)?
+        .credentials(&url.endpoint(account.default_user()), &object)?
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,

@@ -1,11 +1,11 @@
 //! A synchronous IMAP4rev1 client on std and rustls, with the extensions
 //! a sync tool needs: connect with implicit TLS (`imaps://`) or STARTTLS
-//! (`imap://`, required unless `--insecure`), log in (LOGIN, or
-//! AUTHENTICATE XOAUTH2 with a token), CAPABILITY, ENABLE (QRESYNC,
-//! CONDSTORE), LIST with modified UTF-7 names, SELECT with CONDSTORE or
-//! QRESYNC, UID FETCH (whole ranges in one pipelined command; bodies
-//! streamed to a [`Literals`] sink, never held in memory), UID SEARCH,
-//! UID STORE, APPEND (UIDPLUS's APPENDUID, the message streamed from a
+//! (`imap://`, always required unless the URL says `?starttls=none`), log
+//! in (LOGIN, or AUTHENTICATE XOAUTH2 with a token), CAPABILITY, ENABLE
+//! (QRESYNC, CONDSTORE), LIST with modified UTF-7 names, SELECT with
+//! CONDSTORE or QRESYNC, UID FETCH (whole ranges in one pipelined
+//! command; bodies streamed to a [`Literals`] sink, never held in
+//! memory), UID SEARCH, UID STORE, APPEND (UIDPLUS's APPENDUID, the message streamed from a
 //! reader), UID EXPUNGE, IDLE and LOGOUT.
 //!
 //! Failures map onto exit codes through [`ErrorKind`]: a dropped
@@ -39,61 +39,76 @@ pub use response::{
 /// copied to its file in large writes, small enough not to matter.
 const READ_BUFFER: usize = 256 * 1024;
 
-/// A parsed `imaps://[user@]host[:993]` or `imap://[user@]host[:143]` URL.
+/// A parsed `imaps://[user@]host[:993]` or
+/// `imap://[user@]host[:143][?starttls=none]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImapUrl {
     /// TLS from the first byte (`imaps://`) or STARTTLS (`imap://`).
     pub implicit_tls: bool,
+    /// `imap://...?starttls=none`: no STARTTLS, cleartext throughout (a
+    /// server on this machine); a login then needs
+    /// `--allow-plaintext-auth`.
+    pub plaintext: bool,
     /// Host name or address.
     pub host: String,
     /// Port: 993 or 143 unless given.
     pub port: u16,
-    /// Login name from the URL.
+    /// Login name from the URL, percent-decoded.
     pub user: Option<String>,
 }
 
 impl ImapUrl {
-    /// Parses the URL; a password in it is refused.
+    /// Parses the URL; a password in it is refused, and errors never
+    /// show it.
     pub fn parse(text: &str) -> Result<ImapUrl> {
-        let bad =
-            |why: &str| Error::new(ErrorKind::Usage, format!("URL {text:?}"), why.to_string());
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| bad("expected imaps://HOST or imap://HOST (STARTTLS)"))?;
-        let (implicit_tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
+        let parts = crate::url::parse(text, "imaps://HOST or imap://HOST (STARTTLS)")?;
+        let bad = |why: &str| crate::url::usage(text, why);
+        let (implicit_tls, default_port) = match parts.scheme.as_str() {
             "imaps" => (true, 993),
             "imap" => (false, 143),
             _ => return Err(bad("scheme must be imaps:// or imap:// (STARTTLS)")),
         };
-        let rest = rest.trim_end_matches('/');
-        let (user, hostport) = match rest.rsplit_once('@') {
-            Some((u, _)) if u.contains(':') => {
-                return Err(bad(
-                    "a password in the URL is refused; use --password-command or MAILBOT_PASSWORD",
-                ));
+        let mut plaintext = false;
+        for pair in &parts.query {
+            match pair.as_str() {
+                "starttls=none" if !implicit_tls => plaintext = true,
+                "starttls=required" if !implicit_tls => plaintext = false,
+                _ => {
+                    return Err(bad(&format!(
+                        "unknown parameter {pair:?} (known for imap://: starttls=required, \
+                         starttls=none)"
+                    )));
+                }
             }
-            Some((u, h)) => (Some(u.replace("%40", "@")), h),
-            None => (None, rest),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| bad("bad port"))?),
-            None => (hostport, default_port),
-        };
-        if host.is_empty() || host.contains('/') {
-            return Err(bad("bad host"));
         }
         Ok(ImapUrl {
             implicit_tls,
-            host: host.to_string(),
-            port,
-            user: user.filter(|u| !u.is_empty()),
+            plaintext,
+            host: parts.host,
+            port: parts.port.unwrap_or(default_port),
+            user: parts.user,
         })
     }
 
     /// `scheme://host:port`, as errors name the server.
     pub fn display(&self) -> String {
-        let scheme = if self.implicit_tls { "imaps" } else { "imap" };
-        format!("{scheme}://{}:{}", self.host, self.port)
+        if self.host.contains(':') {
+            format!("{}://[{}]:{}", self.scheme(), self.host, self.port)
+        } else {
+            format!("{}://{}:{}", self.scheme(), self.host, self.port)
+        }
+    }
+
+    /// `imap` or `imaps`.
+    pub fn scheme(&self) -> &'static str {
+        if self.implicit_tls { "imaps" } else { "imap" }
+    }
+
+    /// The server and login name a secret is tied to; `user` stands in
+    /// when the URL has none.
+    pub fn endpoint(&self, user: Option<&str>) -> crate::url::Endpoint {
+        crate::url::Endpoint::new(self.scheme(), self.user.as_deref(), &self.host, self.port)
+            .with_default_user(user)
     }
 }
 
@@ -285,15 +300,17 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects, secures the connection and logs in. With `insecure`,
-    /// an `imap://` server that does not offer STARTTLS is used in
-    /// cleartext (tests only); otherwise that is a TLS error (exit 76).
+    /// Connects, secures the connection and logs in. An `imap://` server
+    /// that does not offer STARTTLS is a TLS error (exit 76) — someone may
+    /// have removed it — unless the URL says `?starttls=none`; a login
+    /// without TLS needs `allow_plaintext_auth`. Certificate checks are
+    /// `tls_config`'s business alone.
     pub fn connect(
         url: &ImapUrl,
         tls_config: &Arc<rustls::ClientConfig>,
         auth: &Auth,
         timeout: Duration,
-        insecure: bool,
+        allow_plaintext_auth: bool,
     ) -> Result<Session> {
         let object = url.display();
         let tcp = tls::connect_tcp(&url.host, url.port, timeout, &object)?;
@@ -346,14 +363,15 @@ impl Session {
             session.capability()?;
         }
         let offers_starttls = session.has_capability("STARTTLS");
-        if !url.implicit_tls && !offers_starttls && !insecure {
+        if !url.implicit_tls && !url.plaintext && !offers_starttls {
             return Err(Error::new(
                 ErrorKind::Tls,
                 &session.object,
-                "server does not offer STARTTLS",
+                "server does not offer STARTTLS (someone may have removed it; \
+                 ?starttls=none in the URL logs in in cleartext)",
             ));
         }
-        if !url.implicit_tls && offers_starttls {
+        if !url.implicit_tls && !url.plaintext {
             let done = session.simple("STARTTLS")?;
             if !done.is_ok() {
                 return Err(Error::new(
@@ -384,6 +402,14 @@ impl Session {
                 ..
             }
         ) {
+            if !session.wire.get_ref().is_tls() && !allow_plaintext_auth {
+                return Err(Error::new(
+                    ErrorKind::Tls,
+                    &session.object,
+                    "refusing to log in over a connection without TLS \
+                     (--allow-plaintext-auth would allow it)",
+                ));
+            }
             session.login(auth)?;
         }
         if session.capabilities.is_empty() {
@@ -1579,7 +1605,18 @@ mod tests {
         let u = ImapUrl::parse("imap://h:1143").unwrap();
         assert_eq!((u.implicit_tls, u.port), (false, 1143));
         assert_eq!(u.display(), "imap://h:1143");
-        for bad in ["h", "http://h", "imaps://a:pw@h", "imap://h:x"] {
+        assert!(!u.plaintext);
+        let u = ImapUrl::parse("imap://me%40x.test@h?starttls=none").unwrap();
+        assert!(u.plaintext);
+        assert_eq!(u.user.as_deref(), Some("me@x.test"));
+        for bad in [
+            "h",
+            "http://h",
+            "imaps://a:pw@h",
+            "imap://h:x",
+            "imaps://h?starttls=none",
+            "imap://h?x=y",
+        ] {
             assert_eq!(ImapUrl::parse(bad).unwrap_err().exit().code(), 64, "{bad}");
         }
     }

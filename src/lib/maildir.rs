@@ -14,7 +14,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -165,11 +165,9 @@ impl Maildir {
     /// missing; an existing maildir is left as it is.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
         let md = Maildir::at(root);
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true).mode(0o700);
         for sub in SUBDIRS {
             let p = md.root.join(sub);
-            builder.create(&p).map_err(|e| Error::writing(&p, e))?;
+            crate::private::create_dir_all(&p).map_err(|e| Error::writing(&p, e))?;
         }
         Ok(md)
     }
@@ -187,7 +185,7 @@ impl Maildir {
         let sub = Maildir::create(&dir)?;
         let marker = dir.join("maildirfolder");
         if !marker.exists() {
-            File::create(&marker).map_err(|e| Error::writing(&marker, e))?;
+            crate::private::create_marker(&marker).map_err(|e| Error::writing(&marker, e))?;
         }
         Ok(sub)
     }

@@ -38,7 +38,6 @@ pub mod state;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -534,7 +533,7 @@ fn connect(options: &Options, tuning: &Tuning) -> Result<Session> {
         &config,
         &options.auth,
         options.timeout,
-        options.tls.insecure,
+        options.tls.allow_plaintext_auth,
     )?;
     session.disable_capabilities(&tuning.disable_extensions);
     session.enable(&["QRESYNC"])?;
@@ -545,11 +544,7 @@ fn connect(options: &Options, tuning: &Tuning) -> Result<Session> {
 /// missing); held until the file is dropped.
 pub fn lock(maildir: &Path) -> Result<File> {
     let dir = maildir.join(".mailbot");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| Error::writing(&dir, e))?;
+    crate::private::create_dir_all(&dir).map_err(|e| Error::writing(&dir, e))?;
     let path = dir.join("lock");
     crate::lockfile::try_lock(
         &path,

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -563,7 +563,7 @@ impl Worker<'_> {
                         ..dissect::Options::all()
                     };
                     let d = dissect::dissect_bytes(&facts.bytes, &opts);
-                    fs::create_dir_all(out).map_err(|e| Error::writing(out, e))?;
+                    crate::private::create_dir_all(out).map_err(|e| Error::writing(out, e))?;
                     let target = if *flat {
                         Target::Flat(out)
                     } else {
@@ -643,8 +643,8 @@ impl Worker<'_> {
                 continue;
             };
             let object = format!("rule {:?}: {program}", rule.name);
-            let status = Command::new(program)
-                .args(args)
+            let mut cmd = crate::child::command(program);
+            cmd.args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(
                     std::io::stderr()
@@ -661,16 +661,10 @@ impl Worker<'_> {
                 .env("MAILBOT_TO", h.to.as_deref().unwrap_or(""))
                 .env("MAILBOT_SUBJECT", h.subject.as_deref().unwrap_or(""))
                 .env("MAILBOT_MESSAGE_ID", h.message_id.as_deref().unwrap_or(""))
-                .env("MAILBOT_FILES", &file_list)
-                .status()
-                .map_err(|e| {
-                    let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                        ErrorKind::Refused
-                    } else {
-                        ErrorKind::Temporary
-                    };
-                    Error::io(kind, object.clone(), e)
-                })?;
+                .env("MAILBOT_FILES", &file_list);
+            // A command that hangs is killed, fails this action and is
+            // tried again at the next run; it never holds the lock for good.
+            let status = crate::child::run(&mut cmd, rule.timeout, &object)?.status(&object)?;
             if !status.success() {
                 return Err(Error::new(
                     ErrorKind::Temporary,

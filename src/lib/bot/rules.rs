@@ -20,9 +20,11 @@
 //! tag = ["+invoice", "-new"]
 //! move = "Archive"
 //! retries = 3                         # failures before tag `failed`
+//! timeout = 600                       # seconds a `run` command may take
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::expand_tilde;
 use crate::error::{Error, ErrorKind, Result};
@@ -54,6 +56,9 @@ pub struct Rule {
     pub actions: Vec<Action>,
     /// Failures before giving up.
     pub retries: u32,
+    /// How long a `run` command may take before it is killed (its
+    /// process group too) and the action counts as failed.
+    pub timeout: Duration,
 }
 
 /// One thing a rule does to a message.
@@ -135,6 +140,7 @@ const KEYS: &[&str] = &[
     "tag",
     "move",
     "retries",
+    "timeout",
 ];
 
 /// The rule every embedded-default run uses when there is no
@@ -161,6 +167,7 @@ pub fn default_rule(out: &Path) -> Rule {
             },
         ],
         retries: DEFAULT_RETRIES,
+        timeout: crate::child::DEFAULT_COMMAND_TIMEOUT,
     }
 }
 
@@ -331,6 +338,14 @@ fn parse_rule(i: usize, t: &toml::Table, home: Option<&Path>) -> std::result::Re
         Some(toml::Value::Integer(n)) if (1..=1000).contains(n) => *n as u32,
         Some(_) => return Err("retries must be a number from 1 to 1000".into()),
     };
+    let timeout = match t.get("timeout") {
+        None => crate::child::DEFAULT_COMMAND_TIMEOUT,
+        Some(toml::Value::Integer(n)) if (1..=86_400).contains(n) => Duration::from_secs(*n as u64),
+        Some(toml::Value::Float(f)) if (0.001..=86_400.0).contains(f) => {
+            Duration::from_secs_f64(*f)
+        }
+        Some(_) => return Err("timeout must be seconds, from 1 to 86400".into()),
+    };
     Ok(Rule {
         name,
         account: string("account")?,
@@ -342,6 +357,7 @@ fn parse_rule(i: usize, t: &toml::Table, home: Option<&Path>) -> std::result::Re
         folder: string("folder")?,
         actions,
         retries,
+        timeout,
     })
 }
 
@@ -404,6 +420,7 @@ forward = { to = ["a@example.org"] }
 tag = ["+invoice", "-new"]
 move = "Archive"
 retries = 5
+timeout = 30
 "#,
         )
         .unwrap();
@@ -411,6 +428,7 @@ retries = 5
         assert_eq!(r.name, "invoices");
         assert_eq!(r.attachment, ["application/pdf", "image/*"]);
         assert_eq!(r.retries, 5);
+        assert_eq!(r.timeout, Duration::from_secs(30));
         let words: Vec<_> = r.actions.iter().map(Action::word).collect();
         assert_eq!(
             words,
@@ -468,6 +486,8 @@ retries = 5
                 "forward",
             ),
             ("[[rule]]\nprint = 'lpr {}'\nprinter = 'x'\n", "not both"),
+            ("[[rule]]\nrun = 'x'\ntimeout = 0\n", "timeout must be"),
+            ("[[rule]]\nrun = 'x'\ntimeout = '1h'\n", "timeout must be"),
         ] {
             let err = rules(text).unwrap_err();
             assert_eq!(err.exit().code(), 78);

@@ -245,7 +245,7 @@ pub fn run(
             ..dissect::Options::all()
         },
     );
-    fs::create_dir_all(&options.out).map_err(|e| Error::writing(&options.out, e))?;
+    crate::private::create_dir_all(&options.out).map_err(|e| Error::writing(&options.out, e))?;
     let written = dissect::write_dissection(&d, Target::PerMessage(&options.out))?;
     dissect::sync_output(&options.out)?;
     let received = written

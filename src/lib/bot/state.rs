@@ -14,7 +14,7 @@
 //! run (at least once, never lost); otherwise each rule acts once per key.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ pub fn state_dir(maildir: &Path) -> PathBuf {
 /// Takes `DIR/bot.lock` without waiting. Held by another run: an error of
 /// kind `Locked` (exit 75).
 pub fn lock(dir: &Path) -> Result<File> {
-    fs::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
+    crate::private::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
     let path = dir.join("bot.lock");
     crate::lockfile::try_lock(
         &path,
@@ -108,7 +108,7 @@ impl State {
     /// is dropped; any other unreadable line is an error naming its line
     /// (state is never guessed).
     pub fn open(dir: &Path) -> Result<State> {
-        fs::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
+        crate::private::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
         let path = dir.join("bot.jsonl");
         let mut file = OpenOptions::new()
             .create(true)
@@ -247,6 +247,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn key(n: u8) -> String {
         format!("{n:064x}")

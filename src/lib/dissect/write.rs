@@ -35,7 +35,7 @@
 //! again.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -139,7 +139,7 @@ pub fn write_dissection(d: &Dissection, target: Target<'_>) -> Result<Written> {
 fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
     let path = out.join(folder_name(d));
     // Create first: the common case (a new message) costs one call.
-    let created = match fs::create_dir(&path) {
+    let created = match crate::private::create_dir(&path) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(Error::writing(&path, e)),
@@ -178,9 +178,9 @@ fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
             true
         }
     };
-    let mut claimed: HashSet<String> = HashSet::new();
+    let mut claimed = Claimed::default();
     // Reserved for the report, whatever an attachment is called.
-    claimed.insert(REPORT.into());
+    claimed.names.insert(REPORT.into());
     let mut files = Vec::new();
     if let Some(text) = &d.body_text {
         let f = place(&folder, "body.txt", text.as_bytes(), &mut claimed, !fresh)?;
@@ -228,13 +228,18 @@ fn fix_part(files: &mut [WrittenFile], d: &Dissection, role: Role) {
 /// Each part as in [`PartInfo`], plus the files written from it (name,
 /// size, sha256).
 fn parts_with_files(parts: &[PartInfo], files: &[WrittenFile]) -> Vec<serde_json::Value> {
+    let mut by_part: std::collections::HashMap<&str, Vec<&WrittenFile>> = Default::default();
+    for f in files {
+        by_part.entry(f.part.as_str()).or_default().push(f);
+    }
     parts
         .iter()
         .map(|p| {
             let mut v = serde_json::to_value(p).unwrap_or_default();
-            let mine: Vec<serde_json::Value> = files
-                .iter()
-                .filter(|f| f.part == p.path)
+            let mine: Vec<serde_json::Value> = by_part
+                .get(p.path.as_str())
+                .into_iter()
+                .flatten()
                 .map(|f| {
                     serde_json::json!({
                         "file": f.path.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -366,7 +371,7 @@ fn replace_report(folder: &Folder, text: &[u8]) -> Result<()> {
 fn write_flat(d: &Dissection, dir: &Path) -> Result<Written> {
     // The folder the user named (a symlink there is theirs to follow).
     let folder = Folder::open(dir).map_err(|e| Error::writing(dir, e))?;
-    let mut claimed = HashSet::new();
+    let mut claimed = Claimed::default();
     let mut files = Vec::new();
     for a in &d.attachments {
         let f = place(&folder, &a.file_name, &a.data, &mut claimed, true)?;
@@ -405,6 +410,31 @@ fn record(
     }
 }
 
+/// The names one message has taken in its folder, and for each name
+/// asked for, the first numbered variant not known to be taken: a
+/// message with thousands of attachments of one name costs one look per
+/// attachment, not one per attachment before it.
+#[derive(Debug, Default)]
+struct Claimed {
+    names: HashSet<String>,
+    next: std::collections::HashMap<String, usize>,
+    /// Candidate names looked at, for the test that keeps this linear.
+    probes: usize,
+}
+
+impl Claimed {
+    fn claim(&mut self, name: &str, n: usize, candidate: String) {
+        self.names.insert(candidate);
+        let next = self.next.entry(name.to_string()).or_default();
+        if *next == n {
+            *next += 1;
+            while self.names.contains(&numbered(name, *next)) {
+                *next += 1;
+            }
+        }
+    }
+}
+
 /// Puts `data` in `folder` under `name` or the first free numbered
 /// variant, reusing a file that already holds exactly these bytes (and was
 /// not claimed by this message already).
@@ -413,7 +443,7 @@ fn place(
     folder: &Folder,
     name: &str,
     data: &[u8],
-    claimed: &mut HashSet<String>,
+    claimed: &mut Claimed,
     look_first: bool,
 ) -> Result<(PathBuf, bool)> {
     let name = sanitize_file_name(name, "file");
@@ -421,9 +451,11 @@ fn place(
         folder.file_size(candidate).ok() == Some(Some(data.len() as u64))
             && same_content(folder, candidate, data).unwrap_or(false)
     };
-    for n in 0..100_000 {
+    let first = claimed.next.get(&name).copied().unwrap_or(0);
+    for n in first..100_000 {
         let candidate = numbered(&name, n);
-        if claimed.contains(&candidate) {
+        claimed.probes += 1;
+        if claimed.names.contains(&candidate) {
             continue;
         }
         let path = folder.path.join(&candidate);
@@ -434,7 +466,7 @@ fn place(
             match folder.file_size(&candidate) {
                 Ok(None) => {}
                 Ok(Some(_)) if holds_data(&candidate) => {
-                    claimed.insert(candidate);
+                    claimed.claim(&name, n, candidate);
                     return Ok((path, false));
                 }
                 Ok(Some(_)) => continue,
@@ -443,12 +475,12 @@ fn place(
         }
         match write_new(folder, &candidate, data) {
             Ok(()) => {
-                claimed.insert(candidate);
+                claimed.claim(&name, n, candidate);
                 return Ok((path, true));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 if !look_first && holds_data(&candidate) {
-                    claimed.insert(candidate);
+                    claimed.claim(&name, n, candidate);
                     return Ok((path, false));
                 }
                 continue;
@@ -555,7 +587,7 @@ impl Folder {
             &self.handle,
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o644),
+            Mode::from_raw_mode(crate::private::FILE_MODE),
         )?;
         Ok(File::from(fd))
     }
@@ -664,6 +696,7 @@ fn write_new(folder: &Folder, name: &str, data: &[u8]) -> io::Result<()> {
 mod tests {
     use super::super::{Options, dissect_bytes};
     use super::*;
+    use std::fs;
 
     const MSG: &[u8] = b"Subject: Invoice March!\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nhello\n--b\nContent-Type: application/pdf; name=\"body.txt\"\n\n%PDF-1\n--b\nContent-Type: application/pdf; name=\"message.json\"\n\n%PDF-2\n--b--\n";
 
@@ -700,6 +733,39 @@ mod tests {
         assert!(w.files.iter().all(|f| f.created));
         assert!(!again.files.iter().any(|f| f.created));
         assert_eq!(listing(&w.folder).len(), 4);
+    }
+
+    /// A message with thousands of attachments of one name looks at one
+    /// candidate name per attachment, not at every one taken before it.
+    #[test]
+    fn many_attachments_of_one_name_cost_one_look_each() {
+        let tmp = tempfile::tempdir().unwrap();
+        let folder = Folder::open(tmp.path()).unwrap();
+        let mut claimed = Claimed::default();
+        for i in 0..2000 {
+            let (path, created) = place(
+                &folder,
+                "a.pdf",
+                format!("{i}").as_bytes(),
+                &mut claimed,
+                false,
+            )
+            .unwrap();
+            assert!(created);
+            let want = if i == 0 {
+                "a.pdf".to_string()
+            } else {
+                format!("a ({i}).pdf")
+            };
+            assert_eq!(path.file_name().unwrap().to_str(), Some(want.as_str()));
+        }
+        assert_eq!(claimed.probes, 2000);
+        // A name taken by an attachment of its own is skipped, not reused.
+        let (path, _) = place(&folder, "b (1).pdf", b"x", &mut claimed, false).unwrap();
+        assert!(path.ends_with("b (1).pdf"));
+        place(&folder, "b.pdf", b"y", &mut claimed, false).unwrap();
+        let (path, _) = place(&folder, "b.pdf", b"z", &mut claimed, false).unwrap();
+        assert!(path.ends_with("b (2).pdf"), "{}", path.display());
     }
 
     #[test]

@@ -285,6 +285,8 @@ impl Parser<'_> {
             }
             return;
         }
+        // Defects noted from here on are this entity's (or its children's).
+        let first_defect = self.defects.len();
         let mut type_params = headers
             .get_unfolded("content-type")
             .map(|v| params::parse(&v))
@@ -384,7 +386,10 @@ impl Parser<'_> {
                 && let Some(stem) = path.strip_suffix('0')
             {
                 let single = format!("{stem}1");
-                for d in self.defects.iter_mut().filter(|d| d.part == path) {
+                for d in self.defects[first_defect..]
+                    .iter_mut()
+                    .filter(|d| d.part == path)
+                {
                     d.part = single.clone();
                 }
                 self.parts[idx].path = single.clone();

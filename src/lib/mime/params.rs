@@ -43,6 +43,9 @@ pub struct Decoded {
 /// Parses `value; a=b; c="d"` from an unfolded field value.
 pub fn parse(input: &[u8]) -> ParamValue {
     let mut out = ParamValue::default();
+    // Names seen so far: a header with thousands of parameters must not
+    // cost a scan of all earlier ones per parameter.
+    let mut seen = std::collections::HashSet::new();
     let main_end = memchr::memchr(b';', input).unwrap_or(input.len());
     out.value = String::from_utf8_lossy(strip_comment(&input[..main_end]))
         .trim()
@@ -121,7 +124,7 @@ pub fn parse(input: &[u8]) -> ParamValue {
             out.defects.push("parameter without a name".into());
             continue;
         }
-        if out.params.iter().any(|p| p.name == name) {
+        if !seen.insert(name.clone()) {
             out.defects
                 .push(format!("duplicate parameter {name:?}: first kept"));
             continue;

@@ -65,7 +65,7 @@ pub(super) fn sync_folder(
     if options.layout == Layout::MaildirPlusPlus && local != options.maildir {
         let marker = local.join("maildirfolder");
         if !marker.exists() {
-            fs::File::create(&marker).map_err(|e| Error::writing(&marker, e))?;
+            crate::private::create_marker(&marker).map_err(|e| Error::writing(&marker, e))?;
         }
     }
     for p in &files.unreadable_names {
