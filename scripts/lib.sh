@@ -24,6 +24,10 @@ ensure_packages() {
 # source this file).
 # shellcheck disable=SC2034
 BUILD_PACKAGES=(pkg-config libnotmuch-dev notmuch parallel)
+# What the tests use besides: the shells whose completions are tested,
+# man(1) to render the pages, and mail(1) for the sendmail entry.
+# shellcheck disable=SC2034
+TEST_PACKAGES=(zsh fish man-db groff-base bsd-mailx)
 
 ensure_cargo() {
     if ! command -v cargo >/dev/null 2>&1; then

@@ -568,7 +568,8 @@ fn generate<T: Parser>(flag: &str, value: &std::ffi::OsStr) -> ExitCode {
         "--generate-man" => {
             let dir = Path::new(value);
             std::fs::create_dir_all(dir)
-                .and_then(|()| clap_mangen::generate_to(cmd, dir))
+                .and_then(|()| crate::manpage::write_pages(cmd, dir))
+                .map(drop)
                 .map_err(|e| (Exit::CantCreate, format!("{}: {e}", dir.display())))
         }
         "--generate-completion" => {
@@ -577,8 +578,15 @@ fn generate<T: Parser>(flag: &str, value: &std::ffi::OsStr) -> ExitCode {
                 .and_then(|v| v.parse::<clap_complete::Shell>().ok());
             match shell {
                 Some(shell) => {
-                    clap_complete::generate(shell, &mut cmd, &name, &mut io::stdout());
-                    Ok(())
+                    let mut script = Vec::new();
+                    clap_complete::generate(shell, &mut cmd, &name, &mut script);
+                    if shell == clap_complete::Shell::Bash {
+                        script = repair_bash_completion(&String::from_utf8_lossy(&script), &name)
+                            .into_bytes();
+                    }
+                    io::stdout()
+                        .write_all(&script)
+                        .map_err(|e| (Exit::CantCreate, format!("stdout: {e}")))
                 }
                 None => Err((
                     Exit::Usage,
@@ -601,6 +609,51 @@ fn generate<T: Parser>(flag: &str, value: &std::ffi::OsStr) -> ExitCode {
             code.into()
         }
     }
+}
+
+/// Makes clap_complete's bash script complete subcommands of a binary
+/// whose name has a dash (every `mail-*`). clap_complete 4.6 (up to
+/// 4.6.12 at least) builds the state it dispatches on from the name with
+/// `-` made `__` (`mail__bot__subcmd__run`), but labels the matching case
+/// arms after making every `-` of the whole path the subcommand separator
+/// (`mail__subcmd__bot__subcmd__run`), so no arm matched and a
+/// subcommand's flags and values completed nothing; the arms' word
+/// positions were off by the same count. Each such arm gets the label the
+/// dispatch builds and its position back.
+pub fn repair_bash_completion(script: &str, bin_name: &str) -> String {
+    const SEP: &str = "__subcmd__";
+    let wrong = bin_name.replace('-', SEP);
+    let right = bin_name.replace('-', "__");
+    if wrong == right {
+        return script.to_string();
+    }
+    let mut out = String::with_capacity(script.len());
+    let mut level: Option<usize> = None;
+    for line in script.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let arm = trimmed
+            .strip_suffix(')')
+            .filter(|l| *l == wrong || l.starts_with(&format!("{wrong}{SEP}")));
+        if let Some(label) = arm {
+            let label = label.replacen(&wrong, &right, 1);
+            level = Some(label.matches(SEP).count() + 1);
+            out.push_str(&line.replacen(&wrong, &right, 1));
+            continue;
+        }
+        if let Some(n) = level
+            && let Some(at) = line.find("${COMP_CWORD} -eq ")
+        {
+            let start = at + "${COMP_CWORD} -eq ".len();
+            let digits = line[start..].bytes().take_while(u8::is_ascii_digit).count();
+            out.push_str(&line[..start]);
+            out.push_str(&n.to_string());
+            out.push_str(&line[start + digits..]);
+            level = None;
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Prints one error line `program: object: cause: cause` on stderr.
@@ -626,13 +679,90 @@ pub fn finish(program: &str, outcome: anyhow::Result<Exit>) -> ExitCode {
 }
 
 /// The text after the flags in `--help`: the tool's examples, then the
-/// exit-status table.
+/// exit-status table. Command lines longer than [`HELP_WIDTH`] are
+/// folded with `\` continuations, so that clap, which wraps the text at
+/// the terminal's width, never breaks a command in the middle: what is
+/// shown pastes as it is.
 pub fn after_help(examples: &str) -> String {
     format!(
         "Examples:\n{}\n\n{}",
-        examples.trim_end(),
+        fold_commands(examples.trim_end()),
         Exit::help_table().trim_end()
     )
+}
+
+/// The widest line of an example in `--help` (an 80-column terminal).
+pub const HELP_WIDTH: usize = 79;
+
+/// Folds the command lines of `examples` (indented two spaces, not `#`
+/// comments, or continuing a line that ends in `\`) at spaces outside
+/// quotes, so each line fits in [`HELP_WIDTH`].
+fn fold_commands(examples: &str) -> String {
+    let mut out = String::with_capacity(examples.len());
+    let mut continued = false;
+    for line in examples.lines() {
+        let command = continued
+            || (line.starts_with("  ")
+                && !line.starts_with("   ")
+                && !line.trim_start().starts_with('#'));
+        continued = command && line.ends_with('\\');
+        if !command || line.chars().count() <= HELP_WIDTH {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let indent = if line.starts_with("      ") {
+            "      "
+        } else {
+            "  "
+        };
+        let mut rest = line.trim_start().to_string();
+        let mut first = true;
+        loop {
+            let lead = if first { indent } else { "      " };
+            let room = HELP_WIDTH - lead.len();
+            if rest.chars().count() <= room {
+                out.push_str(lead);
+                out.push_str(&rest);
+                out.push('\n');
+                break;
+            }
+            // The last unquoted space that leaves room for " \", best
+            // one before a flag, so no flag is parted from its value.
+            let (mut cut, mut before_flag) = (None, None);
+            let mut quote: Option<char> = None;
+            for (i, c) in rest.char_indices() {
+                if rest[..i].chars().count() + 2 > room {
+                    break;
+                }
+                match (quote, c) {
+                    (None, '\'' | '"') => quote = Some(c),
+                    (Some(q), c) if c == q => quote = None,
+                    (None, ' ') if i > 0 => {
+                        cut = Some(i);
+                        if matches!(rest[i + 1..].chars().next(), Some('-' | '<' | '|')) {
+                            before_flag = Some(i);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let cut = before_flag.filter(|b| *b > room / 2).or(cut);
+            let Some(cut) = cut else {
+                // One word longer than the line: leave it whole.
+                out.push_str(lead);
+                out.push_str(&rest);
+                out.push('\n');
+                break;
+            };
+            out.push_str(lead);
+            out.push_str(rest[..cut].trim_end());
+            out.push_str(" \\\n");
+            rest = rest[cut..].trim_start().to_string();
+            first = false;
+        }
+    }
+    out.trim_end_matches('\n').to_string()
 }
 
 /// Writes item paths to stdout, one per line or NUL-terminated with `-0`.
@@ -882,6 +1012,36 @@ mod tests {
             out.path(Path::new("c\nd")).unwrap();
         }
         assert_eq!(buf, b"a b\0c\nd\0");
+    }
+
+    #[test]
+    fn long_example_commands_fold_where_the_shell_allows() {
+        let long = "  echo 'backup done' | mail-inject -r cron@example.org -s 'a b c' --maildir ~/Mail/inbox me@example.org";
+        let text = fold_commands(&format!(
+            "  # a comment that is long enough to pass the width of the help text, and more\n{long}\n      A description."
+        ));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("  # a comment"), "comments stay whole");
+        assert_eq!(
+            lines[1],
+            "  echo 'backup done' | mail-inject -r cron@example.org -s 'a b c' \\"
+        );
+        assert_eq!(lines[2], "      --maildir ~/Mail/inbox me@example.org");
+        assert_eq!(lines[3], "      A description.");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() <= HELP_WIDTH || l.contains("# a"))
+        );
+        // Joined again, the command is the one given.
+        assert_eq!(
+            format!(
+                "{} {}",
+                lines[1].trim_end_matches('\\').trim(),
+                lines[2].trim()
+            ),
+            long.trim()
+        );
     }
 
     #[test]

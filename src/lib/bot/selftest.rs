@@ -140,7 +140,7 @@ pub fn run(
     let _lock = state::lock_waiting(&dir, deadline)?;
     let token = compose::random_token(12);
     let attachment = match &options.file {
-        Some(path) => Attachment::from_spec(&path.display().to_string(), false)?,
+        Some(path) => Attachment::from_spec(path, false)?,
         None => Attachment {
             data: small_pdf(&format!("mailbot selftest {token}")),
             content_type: "application/pdf".into(),
