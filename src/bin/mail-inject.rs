@@ -241,15 +241,177 @@ struct Args {
     account: AccountArgs,
     #[command(flatten)]
     log: LogArgs,
+
+    /// Run as sendmail: a message queued is a message accepted.
+    #[arg(skip)]
+    sendmail_compat: bool,
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let invoked_as = argv
+        .first()
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .unwrap_or(a.as_os_str())
+                .to_os_string()
+        })
+        .unwrap_or_default();
+    if invoked_as == "sendmail" || argv.get(1).is_some_and(|a| a == "--sendmail-compat") {
+        let skip = if invoked_as == "sendmail" { 1 } else { 2 };
+        return cli::finish(PROGRAM, sendmail_compat(&argv[skip..]));
+    }
     let args = match cli::parse_args::<Args>() {
         Ok(a) => a,
         Err(code) => return code,
     };
     args.log.init();
     cli::finish(PROGRAM, run(&args))
+}
+
+// ------------------------------------------------------------ sendmail
+
+/// mail-inject run as `sendmail` (a symlink, as `scripts/install
+/// --sendmail` makes) or with `--sendmail-compat`: sendmail's command
+/// line ([`sendmail::parse_command_line`]), the message on stdin, sent
+/// through the configured account's smtp (flags' variables apply:
+/// MAILBOT_SMTP, MAILBOT_ACCOUNT, ...). When the server cannot take it
+/// now, it goes to the outbox (MAILBOT_QUEUE, else
+/// $XDG_DATA_HOME/mailbot/outbox) and the exit is 0, as sendmail's when
+/// it queues; `sendmail -q` sends the outbox. A bare local name (cron's
+/// `root`) as sender or recipient stands for the account's own address.
+fn sendmail_compat(argv: &[OsString]) -> anyhow::Result<Exit> {
+    let words: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let call = sendmail::parse_command_line(&words)?;
+    // The flags' variables (MAILBOT_SMTP, MAILBOT_QUEUE, MAILBOT_CONFIG...).
+    let mut args = Args::try_parse_from(["sendmail", "--raw"])
+        .map_err(|e| Error::new(ErrorKind::Usage, "environment", e.to_string()))?;
+    args.log.verbose = u8::from(call.verbose);
+    args.log.init();
+    args.sendmail_compat = true;
+    let env = ProcessEnv::capture();
+    if args.queue.is_none() {
+        args.queue = env.data_dir().map(|d| d.join("outbox"));
+    }
+    let over = Account {
+        smtp: args.smtp.clone(),
+        oauth2_token_command: args.oauth2_token_command.clone(),
+        ..Account::default()
+    };
+    let account = args.account.resolve(&env, &over)?;
+    if account.account.smtp.is_none() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "sendmail",
+            "no SMTP server to send through: set MAILBOT_SMTP or an account's smtp in the configuration",
+        )
+        .into());
+    }
+    if call.flush {
+        args.flush = true;
+        return flush(&args, &account);
+    }
+    let own = account
+        .account
+        .address
+        .clone()
+        .or_else(|| default_from(&account));
+    let local = |name: &str| -> anyhow::Result<Address> {
+        match &own {
+            Some(a) => Ok(Address::parse(a)?),
+            None => Err(Error::new(
+                ErrorKind::Config,
+                format!("address {name:?}"),
+                "a local name, and the account has no address to stand for it",
+            )
+            .into()),
+        }
+    };
+    // Addresses as sendmail takes them: lists, and bare local names.
+    let lenient = |text: &str| -> anyhow::Result<Vec<Address>> {
+        if let Ok(list) = compose::parse_address_list(text) {
+            return Ok(list);
+        }
+        let mut out = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let bare = item.split(['(', '<']).next().unwrap_or(item).trim();
+            if item.contains('@') {
+                out.push(Address::parse(item)?);
+            } else if !bare.is_empty()
+                && bare
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+            {
+                out.push(local(bare)?);
+            } else {
+                out.push(Address::parse(item)?);
+            }
+        }
+        Ok(out)
+    };
+    let original = read_stdin()?;
+    let mut to: Vec<String> = Vec::new();
+    let mut add = |list: Vec<Address>| {
+        for a in list {
+            if !to.iter().any(|t| t.eq_ignore_ascii_case(&a.email)) {
+                to.push(a.email);
+            }
+        }
+    };
+    for r in &call.recipients {
+        add(lenient(r)?);
+    }
+    if call.read_recipients {
+        let (fields, _) = compose::header_fields(&original);
+        for (name, value) in &fields {
+            if ["to", "cc", "bcc"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
+            {
+                add(lenient(value)?);
+            }
+        }
+    }
+    let sender = match call.from.as_deref().filter(|f| f.contains('@')) {
+        Some(f) => Address::parse(f)?,
+        None => match &own {
+            Some(a) => Address::parse(a)?,
+            None => {
+                return Err(
+                    Error::new(ErrorKind::Usage, "sender", "none known: give -f ADDRESS").into(),
+                );
+            }
+        },
+    };
+    let author = Address {
+        name: call.full_name.clone(),
+        email: sender.email.clone(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let bytes = compose::add_missing_headers(
+        &compose::strip_bcc(&original),
+        &author,
+        &compose::format_date(now),
+        &host_name(),
+    );
+    let message = Composed {
+        message_id: compose::message_id_of(&bytes),
+        bytes,
+        envelope: Envelope {
+            from: sender.email,
+            to,
+        },
+    };
+    let url = account.account.smtp.clone().unwrap_or_default();
+    let targets = [Target::Smtp(SmtpUrl::parse(&url)?)];
+    inject(&args, &account, &targets, &message)
 }
 
 fn run(args: &Args) -> anyhow::Result<Exit> {
@@ -612,6 +774,13 @@ fn inject(
                     eprintln!("{PROGRAM}: {name}: {status}{reply}");
                 }
                 results.push(value);
+            }
+            Err(err) if args.sendmail_compat && err.downcast_ref::<Queued>().is_some() => {
+                // sendmail's promise is delivery, now or later: kept in the
+                // outbox, the message is accepted (0), told only with -v.
+                if args.log.verbose > 0 {
+                    cli::report(PROGRAM, &err);
+                }
             }
             Err(err) => {
                 if mailbot::exit::is_broken_pipe(err.as_ref()) {

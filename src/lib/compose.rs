@@ -1286,6 +1286,35 @@ pub fn envelope_from_headers(message: &[u8]) -> Result<(Option<Address>, Vec<Add
     Ok((from, rcpt))
 }
 
+/// A finished message with the fields a submission needs added in front
+/// when it lacks them, as sendmail and msmtp add them: `From:` (`from`),
+/// `Date:` (`date`, RFC 5322 text) and `Message-ID:` (`<ID@host>`). The
+/// message is otherwise unchanged; the added lines end as its first line
+/// does (CRLF or LF).
+pub fn add_missing_headers(message: &[u8], from: &Address, date: &str, host: &str) -> Vec<u8> {
+    let (fields, _) = header_fields(message);
+    let has = |name: &str| fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let crlf = message
+        .iter()
+        .position(|b| *b == b'\n')
+        .is_some_and(|at| at > 0 && message[at - 1] == b'\r');
+    let mut head = Vec::new();
+    if !has("from") {
+        write_addresses(&mut head, "From", std::slice::from_ref(from));
+    }
+    if !has("date") {
+        head.extend_from_slice(format!("Date: {date}\r\n").as_bytes());
+    }
+    if !has("message-id") {
+        head.extend_from_slice(format!("Message-ID: <{}@{host}>\r\n", random_token(24)).as_bytes());
+    }
+    if !crlf {
+        head.retain(|b| *b != b'\r');
+    }
+    head.extend_from_slice(message);
+    head
+}
+
 /// The Message-ID of a finished message, if it has one.
 pub fn message_id_of(message: &[u8]) -> Option<String> {
     header_fields(message)
