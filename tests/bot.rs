@@ -16,7 +16,18 @@ struct Home {
 }
 
 impl Home {
+    /// A home mail-bot has run on once already: its first run records the
+    /// mail already there without acting on it, so the mail these tests
+    /// deliver afterwards is new mail.
     fn new() -> Home {
+        let home = Home::fresh();
+        let out = home.bot(&["run"], None);
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        home
+    }
+
+    /// A home mail-bot has never run on.
+    fn fresh() -> Home {
         Home {
             dir: tempfile::tempdir().unwrap(),
         }
@@ -247,7 +258,11 @@ fn run_acts_once_per_content_across_renames_copies_and_moves() {
     // another message and gets its own turn.
     let mut sent = fs::read(&cur).unwrap();
     sent.splice(0..0, b"X-Sent-Copy: yes\r\n".iter().copied());
-    fs::write(archive.join("cur/1700000001.sent.host:2,S"), &sent).unwrap();
+    fs::write(
+        home.maildir().join("INBOX/cur/1700000001.sent.host:2,S"),
+        &sent,
+    )
+    .unwrap();
     let out = home.bot(&["run", "--json"], None);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let summary = &json_lines(&out)[0];
@@ -493,34 +508,42 @@ fn watch_acts_on_a_local_delivery_while_it_runs() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let lines = line_reader(child.stdout.take().unwrap());
     let (_, pdf) = home.deliver_pdf("w", "Watched");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let dissected = home.path().join("dissected");
-    let found = loop {
-        let hit = fs::read_dir(&dissected).ok().and_then(|mut d| {
-            d.find_map(|e| {
-                let dir = e.ok()?.path();
-                let f = fs::read_dir(&dir)
-                    .ok()?
-                    .flatten()
-                    .find(|f| f.path().extension().is_some_and(|x| x == "pdf"))?;
-                Some(f.path())
-            })
-        });
-        if let Some(h) = hit {
-            break Some(h);
-        }
-        if std::time::Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    // The print command is the last thing the watcher does for the
+    // message: only once it is out is the watcher stopped (stopping it
+    // when the PDF appeared raced the command line).
+    let printed = lines.recv_timeout(std::time::Duration::from_secs(30)).ok();
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
-    let found = found.unwrap_or_else(|| panic!("nothing dissected: {}", show(&out)));
-    // Wait for the complete file (written before message.json).
-    assert_eq!(fs::read(&found).unwrap(), pdf);
-    assert!(stdout(&out).contains("lpr "), "{}", show(&out));
+    let printed = printed.unwrap_or_else(|| panic!("nothing printed: {}", show(&out)));
+    let quoted = printed
+        .strip_prefix("lpr ")
+        .unwrap_or_else(|| panic!("not a print command: {printed:?}"));
+    let found = PathBuf::from(quoted.trim_matches('\''));
+    assert!(
+        found.starts_with(home.path().join("dissected")),
+        "{printed}"
+    );
+    assert_eq!(fs::read(&found).unwrap(), pdf, "{printed}");
+}
+
+/// The lines `stdout` gives, sent as they come from a thread of their own,
+/// so a test can wait for one with a deadline.
+fn line_reader(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 #[test]
@@ -551,7 +574,19 @@ fn a_sync_held_by_a_watcher_is_75_without_a_word_and_local_mail_is_still_handled
         show(&out)
     );
     drop(held);
-    // Without the lock the unreachable server is worth a line.
+    // Without the lock, an unreachable server is quiet too while the
+    // outage is younger than alert_after (an hour by default)...
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+    assert!(
+        out.stderr.is_empty(),
+        "a short outage is quiet: {}",
+        show(&out)
+    );
+    // ...and worth a line on every run once it is older.
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str("alert_after = 0\n");
+    fs::write(&config, text).unwrap();
     let out = home.bot(&["run"], Some(&config));
     assert_eq!(out.status.code(), Some(75), "{}", show(&out));
     assert!(
@@ -639,4 +674,92 @@ fn subcommand_help_has_examples_and_its_exit_codes() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The README's `sh`/plain block right after the paragraph that holds
+/// `marker`.
+fn readme_block(marker: &str) -> Vec<String> {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let at = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in README"));
+    let rest = &readme[at..];
+    let start = rest.find("```").unwrap();
+    let body = &rest[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    let end = body.find("```").unwrap();
+    body[..end].lines().map(str::to_string).collect()
+}
+
+/// The README's crontab line runs as cron runs it: `env -i`, cron's
+/// PATH, only HOME set — and is silent when all went well.
+#[test]
+fn the_readme_crontab_line_runs_under_crons_environment() {
+    let lines = readme_block("From cron, every five minutes");
+    let entry: Vec<&String> = lines.iter().filter(|l| l.starts_with("*/5 ")).collect();
+    assert_eq!(entry.len(), 1, "{lines:?}");
+    let command: String = entry[0]
+        .split_whitespace()
+        .skip(5)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let home = tempfile::tempdir().unwrap();
+    let bin = home.path().join(".local/bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(BOT, bin.join("mail-bot")).unwrap();
+    for _ in 0..2 {
+        let out = Command::new("env")
+            .arg("-i")
+            .arg(format!("HOME={}", home.path().display()))
+            .args(["PATH=/usr/bin:/bin", "/bin/sh", "-c", &command])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", show(&out));
+        assert!(
+            out.stdout.is_empty() && out.stderr.is_empty(),
+            "cron mails this: {}",
+            show(&out)
+        );
+    }
+    assert!(
+        home.path()
+            .join(".local/share/mailbot/maildir/.mailbot/bot.jsonl")
+            .exists()
+    );
+}
+
+/// examples/config.toml (a student's and a sysadmin's configuration)
+/// loads, its rules check, and it is the example the README shows.
+#[test]
+fn the_example_configuration_loads_and_is_the_readmes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("examples/config.toml");
+    let config = mailbot::config::Config::load(&path, true)
+        .unwrap()
+        .expect("the file is there");
+    assert_eq!(config.account.keys().collect::<Vec<_>>(), ["ops", "school"]);
+    let rules =
+        mailbot::bot::rules::parse_rules(&config.rule, Some(Path::new("/home/u")), &path).unwrap();
+    assert_eq!(rules.len(), 3);
+    for r in &rules {
+        let a = r.account.as_deref().unwrap();
+        assert!(config.account.contains_key(a), "rule {}: {a}", r.name);
+    }
+    let school = &config.account["school"];
+    assert_eq!(school.since.as_deref(), Some("2024-09-01"));
+    assert_eq!(
+        school.alert_after,
+        Some(std::time::Duration::from_secs(7200))
+    );
+    assert_eq!(
+        config.account["ops"].reply_interval,
+        Some(std::time::Duration::from_secs(7 * 86_400))
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&text),
+        "the README's complete example is not examples/config.toml"
+    );
 }

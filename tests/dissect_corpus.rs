@@ -1,5 +1,6 @@
-//! Corpus tests: messages written by others, read from
-//! `../shared/corpora` (never copied), compared with what their own
+//! Corpus tests: messages written by others, read from `MAILBOT_CORPORA`
+//! or `../shared/corpora` (never copied; see tests/support/corpora.rs),
+//! compared with what their own
 //! test suites expect (see each source's PROVENANCE.txt).
 //!
 //! Each source's test prints `matched/total`, fails below its recorded
@@ -19,19 +20,12 @@ use std::path::{Path, PathBuf};
 use mailbot::dissect::{Attachment, Dissection, Options, Origin, dissect_bytes};
 use serde_json::Value;
 
-fn corpora() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpora"))
-}
+#[path = "support/corpora.rs"]
+mod corpora;
 
-/// The source folder, or `None` (with a note) when the corpora are absent.
+/// The source folder, or `None` when there are no corpora.
 fn source(name: &str) -> Option<PathBuf> {
-    let dir = corpora().join(name);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("{name}: corpus not found at {}: skipped", dir.display());
-        None
-    }
+    corpora::path(name)
 }
 
 fn read_json(path: &Path) -> Value {
@@ -193,12 +187,10 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn smoke_every_corpus_file_dissects_without_panic() {
+    let Some(root) = corpora::root() else { return };
     let mut files = Vec::new();
-    all_files(&corpora(), &mut files);
-    if files.is_empty() {
-        println!("no corpora found: skipped");
-        return;
-    }
+    all_files(&root, &mut files);
+    assert!(!files.is_empty(), "no files in {}", root.display());
     files.sort();
     let start = std::time::Instant::now();
     let mut bytes = 0;

@@ -18,7 +18,9 @@ fn notmuch_count(root: &Path, query: &str) -> u64 {
 #[test]
 fn add_tells_new_known_copies_and_failures_apart() {
     let tmp = tempfile::tempdir().unwrap();
-    let b = build_maildir(&tmp.path().join("Mail"));
+    let Some(b) = build_maildir(&tmp.path().join("Mail")) else {
+        return;
+    };
     assert_eq!(index::database_path(&b.root), b.root.join(".notmuch"));
     let mut index = Index::open(&b.root, IndexOptions::default()).unwrap();
     assert!(b.root.join(".notmuch/xapian").is_dir());
@@ -75,7 +77,9 @@ fn add_tells_new_known_copies_and_failures_apart() {
 #[test]
 fn files_reached_through_a_symlink_are_recorded_under_the_root() {
     let tmp = tempfile::tempdir().unwrap();
-    let b = build_maildir(&tmp.path().join("Mail"));
+    let Some(b) = build_maildir(&tmp.path().join("Mail")) else {
+        return;
+    };
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(&b.root, &link).unwrap();
     let mut index = Index::open(&link, IndexOptions::default()).unwrap();
@@ -109,7 +113,9 @@ fn files_reached_through_a_symlink_are_recorded_under_the_root() {
 #[test]
 fn scan_reports_and_search_hits() {
     let tmp = tempfile::tempdir().unwrap();
-    let b = build_maildir(&tmp.path().join("Mail"));
+    let Some(b) = build_maildir(&tmp.path().join("Mail")) else {
+        return;
+    };
     let mut index = Index::open(&b.root, IndexOptions::default()).unwrap();
     let mut calls = Vec::new();
     let report = index

@@ -17,7 +17,9 @@ fn count(root: &Path, query: &str) -> u64 {
 #[test]
 fn a_second_writer_is_told_to_retry_75() {
     let tmp = tempfile::tempdir().unwrap();
-    let b = build_maildir(&tmp.path().join("Mail"));
+    let Some(b) = build_maildir(&tmp.path().join("Mail")) else {
+        return;
+    };
     expect(index_at(&b.root, &["new"], b""), 0, "new");
     let holder = mailbot::index::Index::open(&b.root, Default::default()).unwrap();
     // Even in the same process a second writer is refused, not left

@@ -34,6 +34,8 @@ struct Fake {
     port: u16,
     connections: Arc<AtomicUsize>,
     received: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Every AUTH command line the server was sent.
+    auths: Arc<Mutex<Vec<String>>>,
 }
 
 impl Fake {
@@ -44,18 +46,20 @@ impl Fake {
         let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(AtomicUsize::new(0));
         let received = Arc::new(Mutex::new(Vec::new()));
-        let (c, r) = (connections.clone(), received.clone());
+        let auths = Arc::new(Mutex::new(Vec::new()));
+        let (c, r, a) = (connections.clone(), received.clone(), auths.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let n = c.fetch_add(1, Ordering::SeqCst);
                 let fault = *faults.get(n).or(faults.last()).unwrap();
-                let _ = serve(stream, fault, &r);
+                let _ = serve(stream, fault, &r, &a);
             }
         });
         Fake {
             port,
             connections,
             received,
+            auths,
         }
     }
 
@@ -70,9 +74,18 @@ impl Fake {
     fn received(&self) -> Vec<Vec<u8>> {
         self.received.lock().unwrap().clone()
     }
+
+    fn auths(&self) -> Vec<String> {
+        self.auths.lock().unwrap().clone()
+    }
 }
 
-fn serve(stream: TcpStream, fault: Fault, received: &Mutex<Vec<Vec<u8>>>) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    fault: Fault,
+    received: &Mutex<Vec<Vec<u8>>>,
+    auths: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     let mut out = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     out.write_all(b"220 fake.test ESMTP\r\n")?;
@@ -83,6 +96,9 @@ fn serve(stream: TcpStream, fault: Fault, received: &Mutex<Vec<Vec<u8>>>) -> std
             return Ok(());
         }
         let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        if verb == "AUTH" {
+            auths.lock().unwrap().push(line.trim_end().to_string());
+        }
         match verb.as_str() {
             "EHLO" if fault == Fault::LoginOnly => {
                 out.write_all(b"250-fake.test\r\n250 AUTH LOGIN\r\n")?
@@ -166,18 +182,15 @@ fn serve(stream: TcpStream, fault: Fault, received: &Mutex<Vec<Vec<u8>>>) -> std
 }
 
 fn send(fake: &Fake, home: &Path, extra: &[&str]) -> Command {
+    send_to(&fake.url(), home, extra)
+}
+
+fn send_to(url: &str, home: &Path, extra: &[&str]) -> Command {
     let mut cmd = inject(home);
-    cmd.args([
-        "--smtp",
-        &fake.url(),
-        "--retry-wait",
-        "0",
-        "-r",
-        "a@fake.test",
-    ])
-    .args(["-s", "fault", "--date", "@0", "--message-id", "f@fake.test"])
-    .args(extra)
-    .arg("b@fake.test");
+    cmd.args(["--smtp", url, "--retry-wait", "0", "-r", "a@fake.test"])
+        .args(["-s", "fault", "--date", "@0", "--message-id", "f@fake.test"])
+        .args(extra)
+        .arg("b@fake.test");
     cmd
 }
 
@@ -255,7 +268,46 @@ fn missing_starttls_is_76_unless_opportunistic() {
     cmd.env("MAILBOT_PASSWORD", "secret");
     let out = run(&mut cmd, b"x\n");
     assert_eq!(code(&out), 76, "{}", describe(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cleartext"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without TLS"));
+    assert_eq!(fake.auths(), Vec::<String>::new());
+}
+
+/// A STARTTLS-stripping attacker in between looks like a server that does
+/// not offer STARTTLS. `--insecure` only stops certificate checks: the
+/// password must not go out in cleartext because of it, whatever the URL.
+#[test]
+fn insecure_never_sends_credentials_in_cleartext() {
+    let fake = Fake::start(vec![Fault::None]);
+    let home = tempfile::tempdir().unwrap();
+    let required = format!("smtp://127.0.0.1:{}", fake.port);
+    for url in [&required, &fake.url()] {
+        let mut cmd = send_to(url, home.path(), &["--insecure", "--user", "a"]);
+        cmd.env("MAILBOT_PASSWORD", "secret");
+        let out = run(&mut cmd, b"x\n");
+        assert_eq!(code(&out), 76, "{url}: {}", describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("secret"), "{err}");
+    }
+    assert_eq!(fake.auths(), Vec::<String>::new(), "AUTH went out in clear");
+    assert_eq!(fake.received().len(), 0);
+    // Cleartext AUTH takes both a URL without STARTTLS and its own flag.
+    let none = format!("smtp://127.0.0.1:{}?starttls=none", fake.port);
+    let mut cmd = send_to(&none, home.path(), &["--user", "a"]);
+    cmd.env("MAILBOT_PASSWORD", "secret");
+    let out = run(&mut cmd, b"x\n");
+    assert_eq!(code(&out), 76, "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-plaintext-auth"));
+    assert_eq!(fake.auths().len(), 0);
+    let mut cmd = send_to(
+        &none,
+        home.path(),
+        &["--user", "a@fake.test", "--allow-plaintext-auth"],
+    );
+    cmd.args(["--oauth2-token-command", "echo good"]);
+    let out = run(&mut cmd, b"x\n");
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(fake.auths().len(), 1);
+    assert_eq!(fake.received().len(), 1);
 }
 
 #[test]
@@ -354,7 +406,11 @@ fn xoauth2_token_from_a_command() {
     let fake = Fake::start(vec![Fault::None]);
     let home = tempfile::tempdir().unwrap();
     for (token, want) in [("good", 0), ("expired", 77)] {
-        let mut cmd = send(&fake, home.path(), &["--insecure", "--user", "a@fake.test"]);
+        let mut cmd = send(
+            &fake,
+            home.path(),
+            &["--allow-plaintext-auth", "--user", "a@fake.test"],
+        );
         cmd.args(["--oauth2-token-command", &format!("echo {token}")]);
         let out = run(&mut cmd, b"x\n");
         assert_eq!(code(&out), want, "{token}: {}", describe(&out));
@@ -390,7 +446,11 @@ fn auth_login_when_plain_is_not_offered() {
     let fake = Fake::start(vec![Fault::LoginOnly]);
     let home = tempfile::tempdir().unwrap();
     for (password, want) in [("pw", 0), ("nope", 77)] {
-        let mut cmd = send(&fake, home.path(), &["--insecure", "--user", "a"]);
+        let mut cmd = send(
+            &fake,
+            home.path(),
+            &["--allow-plaintext-auth", "--user", "a"],
+        );
         cmd.env("MAILBOT_PASSWORD", password);
         let out = run(&mut cmd, b"x\n");
         assert_eq!(code(&out), want, "{password}: {}", describe(&out));
@@ -398,13 +458,22 @@ fn auth_login_when_plain_is_not_offered() {
     assert_eq!(fake.received().len(), 1);
 }
 
-/// A scripted IMAP server that accepts AUTHENTICATE XOAUTH2 with the
-/// token "good" and records one APPEND.
-fn fake_imap() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+/// A scripted IMAP server without STARTTLS that accepts AUTHENTICATE
+/// XOAUTH2 with the token "good" and records every APPEND, and every
+/// LOGIN or AUTHENTICATE it is sent.
+struct FakeImap {
+    port: u16,
+    appended: Arc<Mutex<Vec<Vec<u8>>>>,
+    logins: Arc<Mutex<Vec<String>>>,
+}
+
+fn fake_imap() -> FakeImap {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let appended = Arc::new(Mutex::new(Vec::new()));
+    let logins = Arc::new(Mutex::new(Vec::new()));
     let store = appended.clone();
+    let seen = logins.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut out = stream.try_clone().unwrap();
@@ -417,6 +486,10 @@ fn fake_imap() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
                         return Ok(());
                     }
                     let (tag, rest) = line.trim_end().split_once(' ').unwrap();
+                    let verb = rest.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                    if verb == "LOGIN" || verb == "AUTHENTICATE" {
+                        seen.lock().unwrap().push(rest.to_string());
+                    }
                     let good =
                         inject_common::base64("user=a@fake.test\x01auth=Bearer good\x01\x01");
                     if rest == format!("AUTHENTICATE XOAUTH2 {good}") {
@@ -446,19 +519,24 @@ fn fake_imap() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
             })();
         }
     });
-    (port, appended)
+    FakeImap {
+        port,
+        appended,
+        logins,
+    }
 }
 
 #[test]
 fn imap_xoauth2_appends_or_is_refused_with_77() {
-    let (port, appended) = fake_imap();
+    let fake = fake_imap();
     let home = tempfile::tempdir().unwrap();
+    let plain = format!("imap://a%40fake.test@127.0.0.1:{}?starttls=none", fake.port);
     for (token, want) in [("good", 0), ("expired", 77)] {
         let mut cmd = inject(home.path());
-        cmd.args(["--imap", &format!("imap://a%40fake.test@127.0.0.1:{port}")])
+        cmd.args(["--imap", &plain])
             .args(["--oauth2-token-command", &format!("echo {token}")])
             .args([
-                "--insecure",
+                "--allow-plaintext-auth",
                 "--timeout",
                 "5",
                 "-r",
@@ -469,12 +547,45 @@ fn imap_xoauth2_appends_or_is_refused_with_77() {
         let out = run(&mut cmd, b"x\n");
         assert_eq!(code(&out), want, "{token}: {}", describe(&out));
     }
-    assert_eq!(appended.lock().unwrap().len(), 1);
-    // Without --insecure, an imap:// server without STARTTLS is refused.
-    let mut cmd = inject(home.path());
-    cmd.args(["--imap", &format!("imap://a%40fake.test@127.0.0.1:{port}")])
-        .args(["--oauth2-token-command", "echo good", "-r", "a@fake.test"]);
-    let out = run(&mut cmd, b"x\n");
-    assert_eq!(code(&out), 76, "{}", describe(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not offer STARTTLS"));
+    assert_eq!(fake.appended.lock().unwrap().len(), 1);
+}
+
+/// The same for IMAP: an imap:// server without STARTTLS is refused, with
+/// or without --insecure, by mail-inject and mail-sync, before any login;
+/// `?starttls=none` alone does not send the token either.
+#[test]
+fn imap_without_starttls_gets_no_login() {
+    let fake = fake_imap();
+    let home = tempfile::tempdir().unwrap();
+    let required = format!("imap://a%40fake.test@127.0.0.1:{}", fake.port);
+    let plain = format!("{required}?starttls=none");
+    for (url, insecure, what) in [
+        (&required, false, "does not offer STARTTLS"),
+        (&required, true, "does not offer STARTTLS"),
+        (&plain, true, "--allow-plaintext-auth"),
+    ] {
+        let mut inject_cmd = inject(home.path());
+        inject_cmd
+            .args(["--imap", url, "-r", "a@fake.test", "-s", "x"])
+            .args(["--oauth2-token-command", "echo good"]);
+        let mut sync_cmd = Command::new(env!("CARGO_BIN_EXE_mail-sync"));
+        sync_cmd
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env_remove("MAILBOT_PASSWORD")
+            .args([url.as_str(), "--maildir"])
+            .arg(home.path().join("Mail"))
+            .args(["--oauth2-token-command", "echo good", "--timeout", "5"]);
+        for cmd in [&mut inject_cmd, &mut sync_cmd] {
+            if insecure {
+                cmd.arg("--insecure");
+            }
+            let out = run(cmd, b"x\n");
+            assert_eq!(code(&out), 76, "{url} {insecure}: {}", describe(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(what), "{err}");
+        }
+    }
+    assert_eq!(*fake.logins.lock().unwrap(), Vec::<String>::new());
+    assert_eq!(fake.appended.lock().unwrap().len(), 0);
 }

@@ -23,7 +23,7 @@ use mailbot::exit::Exit;
 use mailbot::imap::ImapUrl;
 use mailbot::smtp::{self, SmtpUrl};
 use mailbot::sync;
-use mailbot::tls::{self, TlsOptions};
+use mailbot::tls;
 
 const PROGRAM: &str = "mail-bot";
 
@@ -102,6 +102,17 @@ struct Args {
     /// [default: $XDG_DATA_HOME/mailbot].
     #[arg(long, env = "MAILBOT_HOME", value_name = "DIR", global = true)]
     home: Option<PathBuf>,
+    /// Sync only folders matching PATTERN (as mail-sync --folder);
+    /// repeatable [default: the account's `folders`, else all]. Rules act
+    /// on INBOX unless they name other folders.
+    #[arg(
+        long = "folder",
+        value_name = "PATTERN",
+        env = "MAILBOT_SYNC_FOLDERS",
+        value_delimiter = ',',
+        global = true
+    )]
+    folders: Vec<String>,
     #[command(flatten)]
     account: AccountArgs,
     #[command(flatten)]
@@ -122,6 +133,11 @@ enum Cmd {
         /// One JSON object per account on stdout (printed commands inside).
         #[arg(long)]
         json: bool,
+        /// Act on mail that is already there too (a first run otherwise
+        /// only records it), dated DATE (YYYY-MM-DD) or later; all of it
+        /// without DATE.
+        #[arg(long, value_name = "DATE", num_args = 0..=1, default_missing_value = "all")]
+        backfill: Option<String>,
     },
     /// Stay running: act on new mail as it arrives (IMAP IDLE; the local
     /// maildir is looked at every --interval seconds).
@@ -175,6 +191,21 @@ struct TestArgs {
 }
 
 fn main() -> ExitCode {
+    // A monitoring plugin's usage error is UNKNOWN (3) with one status
+    // line, not the suite's 64.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.iter().skip(1).any(|a| a == "probe")
+        && let Err(e) = Args::try_parse_from(&argv)
+        && e.use_stderr()
+    {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("usage error");
+        println!(
+            "MAILBOT UNKNOWN - {}",
+            first.strip_prefix("error: ").unwrap_or(first)
+        );
+        return ExitCode::from(3);
+    }
     let args: Args = match parse_args() {
         Ok(a) => a,
         Err(code) => return code,
@@ -195,6 +226,9 @@ fn main() -> ExitCode {
 /// default).
 struct Setup {
     accounts: Vec<Account>,
+    /// Accounts that could not be set up (no password, a bad URL): named
+    /// in the run's errors; the others go on.
+    broken: Vec<(String, anyhow::Error)>,
     rules: Vec<Rule>,
     home: PathBuf,
 }
@@ -212,12 +246,9 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
             .into());
         }
     };
-    let first = args.account.resolve(&env, &Default::default())?;
-    let config: Option<Config> = first.config.clone();
-    let config_path = args.account.config.clone().unwrap_or_else(|| {
-        mailbot::config::default_path(env.xdg_config_home.as_deref(), env.home.as_deref())
-            .unwrap_or_default()
-    });
+    // Read once: `--config <(...)` is a pipe.
+    let config: Option<Config> = args.account.load_config(&env)?;
+    let config_path = args.account.config_path(&env);
     let rules = match &config {
         Some(c) if !c.rule.is_empty() => {
             rules::parse_rules(&c.rule, env.home.as_deref(), &config_path)?
@@ -229,16 +260,50 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
         (Some(c), None) => c.account.keys().cloned().collect(),
         (None, None) => Vec::new(),
     };
+    // Every rule is checked before anything runs.
+    for rule in &rules {
+        if let Some(a) = &rule.account
+            && !config.as_ref().is_some_and(|c| c.account.contains_key(a))
+        {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("{}: rule {:?}", config_path.display(), rule.name),
+                format!("account: {a:?} is not in the configuration"),
+            )
+            .into());
+        }
+    }
+    // A secret given for this invocation (MAILBOT_PASSWORD,
+    // --password-command) belongs to one account: with several, none gets
+    // it, each uses its own.
+    let mut env_for_accounts = env.clone();
+    let mut account_args = args.account.clone();
+    if names.len() > 1 && (env.password.is_some() || account_args.password_command.is_some()) {
+        tracing::warn!(
+            "MAILBOT_PASSWORD and --password-command are not used with {} accounts: \
+             each uses its own (or give --account NAME)",
+            names.len()
+        );
+        env_for_accounts.password = None;
+        account_args.password_command = None;
+    }
     let mut accounts = Vec::new();
+    let mut broken = Vec::new();
     for name in &names {
         let picked = AccountArgs {
             account: Some(name.clone()),
-            ..args.account.clone()
+            ..account_args.clone()
         };
-        let resolved = picked.resolve(&env, &Default::default())?;
-        accounts.push(account_from(name, &resolved, &env)?);
+        let outcome = picked
+            .resolve_in(&env_for_accounts, config.clone(), &Default::default())
+            .map_err(anyhow::Error::from)
+            .and_then(|resolved| account_from(name, &resolved, &env, &args.folders));
+        match outcome {
+            Ok(a) => accounts.push(a),
+            Err(e) => broken.push((name.clone(), e)),
+        }
     }
-    if accounts.is_empty() {
+    if names.is_empty() {
         accounts.push(Account {
             name: "local".into(),
             maildir: home.join("maildir"),
@@ -247,10 +312,14 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
             layout: sync::Layout::Verbatim,
             sync: None,
             transport: None,
+            since: None,
+            alert_after: engine::DEFAULT_ALERT_AFTER,
+            reply_interval: engine::DEFAULT_REPLY_INTERVAL,
         });
     }
     Ok(Setup {
         accounts,
+        broken,
         rules,
         home,
     })
@@ -260,6 +329,7 @@ fn account_from(
     name: &str,
     resolved: &cli::ResolvedAccount,
     env: &ProcessEnv,
+    folders: &[String],
 ) -> anyhow::Result<Account> {
     let a = &resolved.account;
     let maildir = match &a.maildir {
@@ -272,16 +342,13 @@ fn account_from(
             )
         })?,
     };
-    let tls_options = TlsOptions {
-        ca_file: a.ca_file.clone(),
-        insecure: resolved.insecure,
-    };
+    let tls_options = resolved.tls_options();
     let timeout = Duration::from_secs(60);
     let sync = match &a.imap {
         Some(text) => {
             let url = ImapUrl::parse(text)?;
             let auth = resolved
-                .credentials(url.user.as_deref(), &url.display())?
+                .credentials(&url.endpoint(resolved.default_user()), &url.display())?
                 .ok_or_else(|| {
                     Error::new(
                         ErrorKind::Config,
@@ -294,11 +361,16 @@ fn account_from(
                 auth,
                 tls: tls_options.clone(),
                 maildir: maildir.clone(),
-                folders: Vec::new(),
+                folders: if folders.is_empty() {
+                    a.folders.clone()
+                } else {
+                    folders.to_vec()
+                },
                 layout: sync::Layout::Verbatim,
                 direction: sync::Direction::Pull,
                 expunge: sync::Expunge::Never,
                 timeout,
+                line_ends: a.line_ends.unwrap_or_default(),
             })
         }
         None => None,
@@ -306,11 +378,12 @@ fn account_from(
     let transport = match &a.smtp {
         Some(text) => {
             let url = SmtpUrl::parse(text)?;
-            let auth = resolved.credentials(url.user.as_deref(), &url.display())?;
+            let auth =
+                resolved.credentials(&url.endpoint(resolved.default_user()), &url.display())?;
             Some(Transport {
                 settings: smtp::Settings {
                     tls: tls::client_config(&tls_options)?,
-                    insecure: resolved.insecure,
+                    allow_plaintext_auth: resolved.allow_plaintext_auth,
                     helo: "localhost".into(),
                     auth,
                     timeout,
@@ -327,6 +400,9 @@ fn account_from(
         layout: sync::Layout::Verbatim,
         sync,
         transport,
+        since: a.since.as_deref().and_then(mailbot::config::parse_day),
+        alert_after: a.alert_after.unwrap_or(engine::DEFAULT_ALERT_AFTER),
+        reply_interval: a.reply_interval.unwrap_or(engine::DEFAULT_REPLY_INTERVAL),
     })
 }
 
@@ -337,7 +413,27 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
             dry_run,
             no_sync,
             json,
-        } => run_once(args, &setup, *dry_run, *no_sync, *json),
+            backfill,
+        } => {
+            let backfill = match backfill.as_deref() {
+                None => None,
+                Some("all") => Some(i64::MIN),
+                Some(day) => Some(mailbot::config::parse_day(day).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Usage,
+                        "--backfill",
+                        format!("{day:?} is not a day (write YYYY-MM-DD)"),
+                    )
+                })?),
+            };
+            let options = RunOptions {
+                dry_run: *dry_run,
+                no_sync: *no_sync,
+                backfill,
+                ..RunOptions::default()
+            };
+            run_once(args, &setup, &options, *json)
+        }
         Cmd::Watch { interval } => watch(args, &setup, *interval),
         Cmd::Selftest { test, json } => {
             let account = single(&setup)?;
@@ -366,8 +462,11 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
 }
 
 fn single(setup: &Setup) -> anyhow::Result<&Account> {
+    if let ([], [(name, e)]) = (setup.accounts.as_slice(), setup.broken.as_slice()) {
+        return Err(anyhow::anyhow!("{name}: {e:#}"));
+    }
     match setup.accounts.as_slice() {
-        [one] => Ok(one),
+        [one] if setup.broken.is_empty() => Ok(one),
         many => Err(Error::new(
             ErrorKind::Usage,
             "account",
@@ -398,46 +497,58 @@ fn test_options(test: &TestArgs, setup: &Setup) -> selftest::Options {
     }
 }
 
-fn run_once(
-    args: &Args,
-    setup: &Setup,
-    dry_run: bool,
-    no_sync: bool,
-    json: bool,
-) -> anyhow::Result<Exit> {
-    let options = RunOptions {
-        dry_run,
-        no_sync,
-        ..RunOptions::default()
-    };
-    let mut exit = Exit::Ok;
+fn run_once(args: &Args, setup: &Setup, options: &RunOptions, json: bool) -> anyhow::Result<Exit> {
+    let mut codes = Vec::new();
+    let mut done = 0;
+    for (name, e) in &setup.broken {
+        eprintln!("{PROGRAM}: {name}: {e:#}");
+        codes.push(mailbot::exit::exit_for(e.as_ref()));
+    }
     let mut sink = io::sink();
     let mut stdout = io::stdout();
     for account in &setup.accounts {
         let out: &mut dyn Write = if json { &mut sink } else { &mut stdout };
-        match engine::run(account, &setup.rules, &options, out) {
+        match engine::run(account, &setup.rules, options, out) {
             Ok(report) => {
                 tell(args, &report, json)?;
-                exit = exit.worse(report.exit());
+                match report.exit() {
+                    Exit::Ok => done += 1,
+                    code => codes.push(code),
+                }
             }
             // Another run is at work: cron's next call will do it.
             Err(e) if e.is_locked() => {
                 tracing::info!("{}: {e}", account.name);
-                exit = exit.worse(Exit::TempFail);
+                codes.push(Exit::TempFail);
             }
             Err(e) => {
                 eprintln!("{PROGRAM}: {}: {}", account.name, mailbot::error::chain(&e));
-                exit = exit.worse(e.exit());
+                codes.push(e.exit());
             }
         }
     }
-    Ok(exit)
+    // One account failing does not fail the others: 1 when some went
+    // through, else the code all failures share (as --batch does).
+    Ok(mailbot::batch::overall_exit(done, &codes))
 }
 
-/// Failures on stderr always; the summary with -v; JSON with --json.
+/// Failures on stderr (a temporary one only once it has lasted longer
+/// than the account's `alert_after`); the summary with -v; JSON with
+/// --json.
 fn tell(args: &Args, report: &RunReport, json: bool) -> anyhow::Result<()> {
+    if let Some(n) = report.baseline
+        && !report.acted.iter().any(|a| a.dry_run)
+        && n > 0
+    {
+        eprintln!(
+            "{PROGRAM}: {}: {} existing messages recorded; acting on new mail from now on \
+             (--backfill acts on them)",
+            report.account,
+            thousands(n)
+        );
+    }
     if let Some(e) = &report.sync_error {
-        if report.sync_locked {
+        if report.sync_locked || report.sync_quiet {
             tracing::info!("{}: sync: {e}", report.account);
         } else {
             eprintln!("{PROGRAM}: {}: sync: {e}", report.account);
@@ -455,7 +566,7 @@ fn tell(args: &Args, report: &RunReport, json: bool) -> anyhow::Result<()> {
                 a.rule,
                 a.path.display()
             );
-        } else if a.dry_run {
+        } else if a.dry_run && !json {
             println!(
                 "would {} {} (rule {:?}{})",
                 a.actions.join(", "),
@@ -466,6 +577,11 @@ fn tell(args: &Args, report: &RunReport, json: bool) -> anyhow::Result<()> {
                     .map(|s| format!(", {s:?}"))
                     .unwrap_or_default()
             );
+        }
+        if args.log.verbose > 0 {
+            for note in &a.skipped {
+                eprintln!("{PROGRAM}: rule {:?}: {}: {note}", a.rule, a.path.display());
+            }
         }
     }
     if json {
@@ -482,6 +598,19 @@ fn tell(args: &Args, report: &RunReport, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `2314` → `2,314`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn watch(args: &Args, setup: &Setup, interval: f64) -> anyhow::Result<Exit> {

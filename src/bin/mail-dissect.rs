@@ -5,7 +5,7 @@
 
 use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{ExitCode, Stdio};
 
 use anyhow::Context;
 use clap::Parser;
@@ -98,6 +98,16 @@ struct Args {
     /// already there from an earlier run are not run again.
     #[arg(long, value_name = "TEMPLATE", conflicts_with = "print_cmd")]
     exec: Option<String>,
+    /// Seconds an --exec command may run before it is killed, with its
+    /// process group (that file then counts as failed).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 600.0,
+        requires = "exec",
+        env = "MAILBOT_EXEC_TIMEOUT"
+    )]
+    exec_timeout: f64,
     /// Flush the files to disk (one syncfs) before ending, for when the
     /// messages are deleted afterwards. Without it the kernel writes them
     /// in its own time, as ripmime's and munpack's files; a folder a crash
@@ -129,6 +139,7 @@ struct Plan {
     options: Options,
     output: Output,
     exec: Option<String>,
+    exec_timeout: std::time::Duration,
     sync: bool,
     /// A progress bar on stderr (a terminal) while stdout goes elsewhere.
     progress: bool,
@@ -202,6 +213,10 @@ impl Args {
             },
             output,
             exec: self.exec,
+            exec_timeout: mailbot::cli::seconds(
+                self.exec_timeout,
+                mailbot::child::DEFAULT_COMMAND_TIMEOUT,
+            ),
             sync: self.sync,
             // Paths on stdin come in batches of unknown number: no bar.
             progress: !self.stdin
@@ -485,7 +500,7 @@ impl Run<'_> {
                 .iter()
                 .filter(|f| f.role == "attachment" && f.created);
             for f in fresh {
-                if let Err(e) = run_command(t, &f.path) {
+                if let Err(e) = run_command(t, &f.path, self.plan.exec_timeout) {
                     self.report(&e);
                     self.status = self.status.worse(Exit::Partial);
                 }
@@ -593,12 +608,17 @@ fn emit(plan: &Plan, w: &Written, out: &mut PathOutput<impl io::Write>) -> anyho
     Ok(())
 }
 
-fn run_command(template: &str, path: &Path) -> anyhow::Result<()> {
+/// Runs `--exec` on one file: without mailbot's secret variables or
+/// stdin, killed with its process group after `timeout`
+/// ([`mailbot::child`]).
+fn run_command(template: &str, path: &Path, timeout: std::time::Duration) -> anyhow::Result<()> {
     let argv = shell::split_template(template, &path.to_string_lossy())?;
-    let status = Command::new(&argv[0])
-        .args(&argv[1..])
-        .status()
-        .with_context(|| format!("{}: cannot run {}", path.display(), argv[0]))?;
+    let object = format!("{}: {}", path.display(), argv[0]);
+    let mut cmd = mailbot::child::command(&argv[0]);
+    // No stdin: it may be the list of paths (--stdin), and a command in a
+    // process group of its own must not read the terminal.
+    cmd.args(&argv[1..]).stdin(Stdio::null());
+    let status = mailbot::child::run(&mut cmd, timeout, &object)?.status(&object)?;
     if !status.success() {
         anyhow::bail!("{}: {} failed ({status})", path.display(), argv[0]);
     }
@@ -611,16 +631,12 @@ fn run_command(template: &str, path: &Path) -> anyhow::Result<()> {
 /// root of thousands of folders on every start would make a loop over
 /// messages slower with each message.
 fn prepare_output(dir: &Path, flat: bool) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
+    mailbot::private::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
     if flat {
         dissect::remove_stale_temps(dir);
     }
     let probe = dir.join(format!(".mail-dissect-probe-{}", std::process::id()));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .map_err(|e| Error::writing(dir, e))?;
+    mailbot::private::create_new(&probe).map_err(|e| Error::writing(dir, e))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }

@@ -26,7 +26,7 @@ const PROGRAM: &str = "mail-index";
 const EXAMPLES: &str = "  mail-index --maildir ~/Mail new
       Index what is new in ~/Mail (the database is ~/Mail/.notmuch), drop
       what is gone; silent unless -v or something failed.
-  mail-sync --account school | mail-index add --stdin
+  mail-sync --account school | mail-index --account school add --stdin
       Index exactly the files mail-sync fetched, no scan.
   mail-index search --output files 'tag:new and attachment:pdf' | mail-dissect --stdin --pdf
       The files of new messages with a PDF, dissected.
@@ -35,9 +35,8 @@ const EXAMPLES: &str = "  mail-index --maildir ~/Mail new
   mail-index tag +done -new -- 'tag:new and from:billing@example.com'
       Tag changes, then the query after --; +flagged renames the file to :2,F.
   mail-index count tag:unread
-  notmuch search tag:new
-      The same database through the notmuch CLI (and emacs, neomutt), given
-      database.path=~/Mail in ~/.notmuch-config.";
+  mail-index --maildir ~/Mail notmuch-config > ~/.notmuch-config; notmuch search tag:new
+      The same database through the notmuch CLI (and emacs, neomutt).";
 
 const NEW_EXAMPLES: &str = "  mail-index --maildir ~/Mail new
       Index what is new in ~/Mail (the database is ~/Mail/.notmuch), drop
@@ -45,7 +44,12 @@ const NEW_EXAMPLES: &str = "  mail-index --maildir ~/Mail new
   mail-index --maildir ~/Mail new --tag inbox --tag unread
       New messages get these tags instead of `new`.";
 
-const ADD_EXAMPLES: &str = "  mail-sync --account school | mail-index add --stdin
+const REBUILD_EXAMPLES: &str = "  mail-index --maildir ~/Mail rebuild
+      After \"the notmuch database is damaged\" (exit 65): a new ~/Mail/.notmuch
+      from the files, tags from their flags (unread, flagged, replied, ...);
+      the damaged one is kept in ~/Mail/.mailbot/damaged-notmuch.";
+
+const ADD_EXAMPLES: &str = "  mail-sync --account school | mail-index --account school add --stdin
       Index exactly the files mail-sync fetched, no scan.
   find ~/Mail/INBOX/new -type f -print0 | mail-index --maildir ~/Mail add --stdin -0
   mail-index --maildir ~/Mail add ~/Mail/INBOX/new/1700000000.M1P2Q3.host";
@@ -61,6 +65,14 @@ const TAG_EXAMPLES: &str = "  mail-index tag +done -new -- 'tag:new and from:bil
       Tag changes, then the query after --.
   mail-index tag +flagged -- id:1234@example.org
       With flag sync (the default), the file is renamed to :2,F too.";
+
+const NOTMUCH_CONFIG_EXAMPLES: &str =
+    "  mail-index --maildir ~/Mail notmuch-config > ~/.notmuch-config
+      Once: the notmuch CLI (and emacs, neomutt) then read ~/Mail/.notmuch
+      and tag new mail as mail-index does.
+  mail-index --maildir ~/Mail/school notmuch-config > ~/school.notmuch-config
+  NOTMUCH_CONFIG=~/school.notmuch-config notmuch search tag:new
+      One maildir of several, ~/.notmuch-config left as it is.";
 
 const COUNT_EXAMPLES: &str = "  mail-index count tag:unread
   mail-index count
@@ -111,6 +123,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make the database again from the maildir, for when it is damaged:
+    /// the old one goes to MAILDIR/.mailbot/damaged-notmuch, every message
+    /// is indexed with the tags of its maildir flags (none gets "new").
+    #[command(after_help = after_help(REBUILD_EXAMPLES))]
+    Rebuild {
+        /// Print a JSON summary on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Index exactly these files, no scan. Silent on success.
     #[command(after_help = after_help(ADD_EXAMPLES))]
     Add {
@@ -151,6 +172,11 @@ enum Command {
         )]
         words: Vec<String>,
     },
+    /// Print a notmuch configuration file for this database (its one line
+    /// database.path; new.tags, new.ignore and maildir.synchronize_flags are
+    /// in the database), creating the database when missing.
+    #[command(name = "notmuch-config", after_help = after_help(NOTMUCH_CONFIG_EXAMPLES))]
+    NotmuchConfig,
     /// Print how many messages match a notmuch query [default: all].
     #[command(after_help = after_help(COUNT_EXAMPLES))]
     Count {
@@ -191,7 +217,8 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         synchronize_flags: !args.no_sync_flags,
     };
     match args.command {
-        Command::New { json } => new(&maildir, options, json, &args.log),
+        Command::New { json } => new(&maildir, options, json, false, &args.log),
+        Command::Rebuild { json } => new(&maildir, options, json, true, &args.log),
         Command::Add { paths, stdin, null } => add(&maildir, options, paths, stdin, null),
         Command::Search {
             query,
@@ -212,6 +239,16 @@ fn run(args: Args) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Tag { words } => tag(&maildir, options, &words),
+        Command::NotmuchConfig => {
+            // Opened once for writing, so the settings are in the database.
+            Index::open(&maildir, options)?.close()?;
+            let mut out = PathOutput::stdout(false);
+            for line in index::notmuch_config(&maildir)?.lines() {
+                out.line(line).context("stdout")?;
+            }
+            out.flush().context("stdout")?;
+            Ok(Exit::Ok)
+        }
     }
 }
 
@@ -237,8 +274,14 @@ fn maildir(args: &Args) -> anyhow::Result<PathBuf> {
     })
 }
 
-fn new(maildir: &Path, options: IndexOptions, json: bool, log: &LogArgs) -> anyhow::Result<Exit> {
-    let mut index = Index::open(maildir, options)?;
+/// `new`, or with `rebuild` the same scan into a database made again.
+fn new(
+    maildir: &Path,
+    options: IndexOptions,
+    json: bool,
+    rebuild: bool,
+    log: &LogArgs,
+) -> anyhow::Result<Exit> {
     let bar = (io::stderr().is_terminal() && !log.quiet).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -248,16 +291,22 @@ fn new(maildir: &Path, options: IndexOptions, json: bool, log: &LogArgs) -> anyh
         bar.set_prefix("indexing");
         bar
     });
-    let report = index.scan(&mut |done, total| {
+    let mut progress = |done: usize, total: usize| {
         if let Some(bar) = &bar {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         }
-    });
+    };
+    let outcome = if rebuild {
+        Index::rebuild(maildir, options, &mut progress)
+    } else {
+        Index::open(maildir, options)
+            .and_then(|mut index| index.scan(&mut progress).map(|report| (index, report)))
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = report?;
+    let (index, report) = outcome?;
     index.close()?;
     for (path, reason) in &report.failed {
         eprintln!("{PROGRAM}: {}: {reason}", path.display());

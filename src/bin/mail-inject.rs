@@ -4,6 +4,7 @@
 //! sends a JSONL batch over one SMTP session, and flushes the outbox of
 //! messages that could not be sent earlier.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,24 +24,28 @@ use mailbot::maildir::Maildir;
 use mailbot::queue::{self, Outbox};
 use mailbot::sendmail;
 use mailbot::smtp::{Envelope, Retry, Sender, Settings, SmtpUrl};
-use mailbot::tls::{self, TlsOptions};
+use mailbot::tls;
 
 const PROGRAM: &str = "mail-inject";
 
 const EXAMPLES: &str = "  # A PDF to yourself over submission (STARTTLS + AUTH), body from a file:
-  mail-inject --smtp smtp://me@mail.example.org:587 --password-command 'pass mail' \\
-      -r me@example.org -s 'Monthly report' -a report.pdf --body note.txt me@example.org
+  mail-inject --smtp smtp://me@mail.example.org:587 \\
+      --password-command 'pass mail' -r me@example.org -s 'Monthly report' \\
+      -a report.pdf --body note.txt me@example.org
 
   # Compose reproducibly and print the message instead of sending it:
   mail-inject -r a@example.org -s Hello --body-text 'Hi there' --date @0 \\
       --message-id 1@example.org --boundary b1 -o - b@example.org
 
   # Deliver straight into a local maildir (prints the new file's path):
-  echo 'backup done' | mail-inject -r cron@example.org -s 'backup' --maildir ~/Mail/inbox me@example.org
+  echo 'backup done' | mail-inject -r cron@example.org -s 'backup' \\
+      --maildir ~/Mail/inbox me@example.org
 
   # Keep what cannot be sent now; send it later from cron:
-  mail-inject --smtp smtp://me@mail.example.org --queue ~/.local/share/mailbot/outbox -s hi me@example.org < note.txt
-  mail-inject --flush --queue ~/.local/share/mailbot/outbox --smtp smtp://me@mail.example.org
+  mail-inject --smtp smtp://me@mail.example.org \\
+      --queue ~/.local/share/mailbot/outbox -s hi me@example.org < note.txt
+  mail-inject --flush --queue ~/.local/share/mailbot/outbox \\
+      --smtp smtp://me@mail.example.org
 
   # A finished message, recipients from its To/Cc/Bcc (Bcc is removed):
   mail-inject --raw -t --smtp smtps://me@mail.example.org < message.eml";
@@ -56,17 +61,19 @@ struct Args {
     /// Subject.
     #[arg(short, long, value_name = "TEXT", help_heading = "Compose")]
     subject: Option<String>,
-    /// Attach a file; `FILE;type=T/S;name=N` overrides type and name. Repeatable.
+    /// Attach a file; `FILE;type=T/S;name=N` overrides type and name; `-` (or
+    /// `-;name=N`) is stdin, the body then comes from --body or --body-text. Repeatable.
     #[arg(
         short = 'a',
         long = "attach",
         value_name = "FILE",
+        allow_hyphen_values = true,
         help_heading = "Compose"
     )]
-    attach: Vec<String>,
+    attach: Vec<OsString>,
     /// Show a file inline in the HTML (Content-ID: its name, or `FILE;cid=ID`). Repeatable.
     #[arg(long, value_name = "FILE", help_heading = "Compose")]
-    inline: Vec<String>,
+    inline: Vec<OsString>,
     /// Carbon copy (Cc:). Repeatable.
     #[arg(short = 'c', long, value_name = "ADDR", help_heading = "Compose")]
     cc: Vec<String>,
@@ -182,9 +189,22 @@ struct Args {
     /// Send every message of the --queue outbox, removing each once the server accepted it.
     #[arg(long, requires = "queue", help_heading = "Queue and batch")]
     flush: bool,
-    /// Send one message per JSON line over one SMTP session.
-    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["raw", "flush"], help_heading = "Queue and batch")]
+    /// Send one message per JSON line over one SMTP session ('-': stdin).
+    ///
+    /// Each line is an object with these keys (only a recipient is needed;
+    /// an unknown key is an error, so a typo drops nothing):
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["raw", "flush", "batch_csv"], help_heading = "Queue and batch",
+          long_help = batch_help())]
     batch: Option<PathBuf>,
+    /// Send one message per row of a CSV file over one SMTP session.
+    ///
+    /// The first row names the columns: to (needed), cc, bcc, from, subject,
+    /// body, attachments (FILE specs separated by |); any other column is a
+    /// field. -s and --body/--body-text are templates for rows without a
+    /// subject or body: {name} is the row's name column ({{ and }} are
+    /// braces). -a files go to every message.
+    #[arg(long, value_name = "FILE.csv", conflicts_with_all = ["raw", "flush"], help_heading = "Queue and batch")]
+    batch_csv: Option<PathBuf>,
     /// Retries after a temporary failure (4xx, connection lost).
     #[arg(
         long,
@@ -247,7 +267,10 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
         return flush(args, &account);
     }
     if let Some(batch) = &args.batch {
-        return run_batch(args, &account, batch);
+        return run_batch(args, &account, batch, jsonl_items(args, &account, batch)?);
+    }
+    if let Some(csv) = &args.batch_csv {
+        return run_batch(args, &account, csv, csv_items(args, &account, csv)?);
     }
     let targets = targets(args, &account)?;
     let message = build_message(args, &account)?;
@@ -386,10 +409,19 @@ fn build_message(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Compo
     if args.raw {
         return raw_message(args, from);
     }
+    let stdin_attachments = args
+        .attach
+        .iter()
+        .chain(&args.inline)
+        .filter(|s| is_stdin_spec(s))
+        .count();
+    if stdin_attachments > 1 {
+        return Err(Error::new(ErrorKind::Usage, "-a -", "stdin can be attached once only").into());
+    }
     let text = match (&args.body, &args.body_text) {
         (Some(p), _) => read_text(p, "the body")?,
         (None, Some(t)) => t.clone(),
-        (None, None) if io::stdin().is_terminal() => String::new(),
+        (None, None) if io::stdin().is_terminal() || stdin_attachments > 0 => String::new(),
         (None, None) => String::from_utf8(read_stdin()?).map_err(|_| {
             Error::new(
                 ErrorKind::BadInput,
@@ -418,10 +450,10 @@ fn build_message(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Compo
         draft.headers.push(compose::parse_user_header(h)?);
     }
     for spec in &args.inline {
-        draft.inline.push(Attachment::from_spec(spec, true)?);
+        draft.inline.push(attachment(spec, true)?);
     }
     for spec in &args.attach {
-        draft.attachments.push(Attachment::from_spec(spec, false)?);
+        draft.attachments.push(attachment(spec, false)?);
     }
     let pins = Pins {
         date: args.date.clone(),
@@ -430,6 +462,30 @@ fn build_message(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Compo
         host: host_name(),
     };
     Ok(compose::compose(&draft, &pins)?)
+}
+
+/// `-` or `-;type=...;name=...`: the attachment is stdin.
+fn is_stdin_spec(spec: &OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = spec.as_bytes();
+    bytes == b"-" || bytes.starts_with(b"-;")
+}
+
+/// An attachment from a spec: a file, or stdin for `-` (named
+/// `attachment.EXT` after its type unless `;name=` says otherwise).
+fn attachment(spec: &OsStr, inline: bool) -> anyhow::Result<Attachment> {
+    if !is_stdin_spec(spec) {
+        return Ok(Attachment::from_spec(spec, inline)?);
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let params = String::from_utf8_lossy(&spec.as_bytes()[1..]).into_owned();
+    let data = read_stdin()?;
+    let kind = compose::sniff_type(&data, "");
+    let name = match mime_guess::get_mime_extensions_str(&kind).and_then(|e| e.first()) {
+        Some(ext) => format!("attachment.{ext}"),
+        None => "attachment".to_string(),
+    };
+    Ok(Attachment::from_data(data, &name, &params, inline, spec)?)
 }
 
 fn raw_message(args: &Args, from: Option<String>) -> anyhow::Result<Composed> {
@@ -473,18 +529,15 @@ fn raw_message(args: &Args, from: Option<String>) -> anyhow::Result<Composed> {
 // -------------------------------------------------------------- inject
 
 fn tls_config(account: &ResolvedAccount) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
-    Ok(tls::client_config(&TlsOptions {
-        ca_file: account.account.ca_file.clone(),
-        insecure: account.insecure,
-    })?)
+    Ok(tls::client_config(&account.tls_options())?)
 }
 
 fn smtp_sender(args: &Args, account: &ResolvedAccount, url: SmtpUrl) -> anyhow::Result<Sender> {
-    let auth = account.credentials(url.user.as_deref(), &url.display())?;
+    let auth = account.credentials(&url.endpoint(account.default_user()), &url.display())?;
     let tls = tls_config(account)?;
     let settings = Settings {
         tls,
-        insecure: account.insecure,
+        allow_plaintext_auth: account.allow_plaintext_auth,
         helo: host_name(),
         auth,
         timeout: seconds(args.timeout),
@@ -648,7 +701,7 @@ fn append_imap(
     message: &Composed,
 ) -> anyhow::Result<()> {
     let auth = account
-        .credentials(url.user.as_deref(), &url.display())?
+        .credentials(&url.endpoint(account.default_user()), &url.display())?
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
@@ -661,7 +714,7 @@ fn append_imap(
         &tls_config(account)?,
         &auth,
         seconds(args.timeout),
-        account.insecure,
+        account.allow_plaintext_auth,
     )?;
     session.append(folder, &message.bytes)?;
     session.logout();
@@ -720,31 +773,118 @@ fn flush(args: &Args, account: &ResolvedAccount) -> anyhow::Result<Exit> {
 
 // --------------------------------------------------------------- batch
 
-fn batch_message(line: &str, default_from: Option<&str>) -> anyhow::Result<Composed> {
-    let draft = batch::draft_from_line(line, default_from)?;
-    let pins = Pins {
-        host: host_name(),
-        ..Pins::default()
-    };
-    Ok(compose::compose(&draft, &pins)?)
+/// The `--help` text of `--batch`: its first lines, then every key.
+fn batch_help() -> String {
+    format!(
+        "Send one message per JSON line over one SMTP session ('-': stdin).\n\n\
+         Each line is an object with these keys (only a recipient is needed; an \
+         unknown key is an error, so a typo drops nothing):\n{}\n\
+         e.g. {{\"to\":\"ann@example.org\",\"subject\":\"Grades\",\"attachments\":[\"ann.pdf\"]}}",
+        batch::BATCH_KEYS
+    )
 }
 
-fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Result<Exit> {
+/// One message of a batch to compose: its line (or row) number and its
+/// draft, or why there is none.
+type BatchItem = (usize, anyhow::Result<compose::Draft>);
+
+fn batch_text(path: &Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        Ok(String::from_utf8_lossy(&read_stdin()?).into_owned())
+    } else {
+        read_text(path, "the batch")
+    }
+}
+
+fn jsonl_items(
+    args: &Args,
+    account: &ResolvedAccount,
+    path: &Path,
+) -> anyhow::Result<Vec<BatchItem>> {
+    let default_from = args.from.clone().or_else(|| default_from(account));
+    Ok(batch_text(path)?
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            (
+                index + 1,
+                batch::draft_from_line(line, default_from.as_deref()).map_err(Into::into),
+            )
+        })
+        .collect())
+}
+
+fn csv_items(
+    args: &Args,
+    account: &ResolvedAccount,
+    path: &Path,
+) -> anyhow::Result<Vec<BatchItem>> {
+    let mut rows = batch::parse_csv(&batch_text(path)?)
+        .map_err(|e| Error::new(e.kind(), path.display().to_string(), chain(&e)))?
+        .into_iter();
+    let Some((_, header)) = rows.next() else {
+        return Ok(Vec::new());
+    };
+    let header: Vec<String> = header
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    if !header
+        .iter()
+        .any(|h| matches!(h.as_str(), "to" | "cc" | "bcc"))
+    {
+        return Err(Error::new(
+            ErrorKind::BadInput,
+            format!("{}:1", path.display()),
+            "the header row names no to, cc or bcc column",
+        )
+        .into());
+    }
+    let body = match (&args.body, &args.body_text) {
+        (Some(p), _) => read_text(p, "the body")?,
+        (None, Some(t)) => t.clone(),
+        (None, None) => String::new(),
+    };
+    let mut attachments = Vec::new();
+    for spec in &args.attach {
+        attachments.push(attachment(spec, false)?);
+    }
+    let defaults = batch::RowDefaults {
+        from: args.from.clone().or_else(|| default_from(account)),
+        subject: args.subject.clone(),
+        body,
+        attachments,
+    };
+    Ok(rows
+        .map(|(line, row)| {
+            (
+                line,
+                batch::draft_from_row(&header, &row, &defaults).map_err(Into::into),
+            )
+        })
+        .collect())
+}
+
+fn run_batch(
+    args: &Args,
+    account: &ResolvedAccount,
+    path: &Path,
+    items: Vec<BatchItem>,
+) -> anyhow::Result<Exit> {
     let Some(url) = &account.account.smtp else {
         return Err(Error::new(
             ErrorKind::Usage,
-            "--batch",
+            if args.batch_csv.is_some() {
+                "--batch-csv"
+            } else {
+                "--batch"
+            },
             "needs --smtp URL (or an account with smtp)",
         )
         .into());
     };
     let url = SmtpUrl::parse(url)?;
-    let text = if path.as_os_str() == "-" {
-        String::from_utf8_lossy(&read_stdin()?).into_owned()
-    } else {
-        read_text(path, "the batch")?
-    };
-    let default_from = args.from.clone().or_else(|| default_from(account));
     let mut sender = smtp_sender(args, account, url)?;
     let outbox = args.queue.as_deref().map(Outbox::create).transpose()?;
     let mut out = cli::PathOutput::stdout(false);
@@ -753,12 +893,12 @@ fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Res
     // After a failure that every later message would meet too (bad
     // credentials, TLS), the rest are not tried.
     let mut fatal: Option<(ErrorKind, String)> = None;
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
+    let pins = Pins {
+        host: host_name(),
+        ..Pins::default()
+    };
+    for (number, draft) in items {
         total += 1;
-        let number = index + 1;
         let object = format!("{}:{number}", path.display());
         let mut message_id = None;
         let outcome: anyhow::Result<()> = match &fatal {
@@ -767,26 +907,28 @@ fn run_batch(args: &Args, account: &ResolvedAccount, path: &Path) -> anyhow::Res
                 "",
                 format!("not tried: {why}")
             ))),
-            None => batch_message(line, default_from.as_deref()).and_then(|m| {
-                message_id = m.message_id.clone();
-                match sender.send(&m.envelope, &m.bytes) {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_temporary() && outbox.is_some() => {
-                        let path = outbox
-                            .as_ref()
-                            .map(|o| o.enqueue(&m.bytes, &m.envelope))
-                            .transpose()?
-                            .unwrap_or_default();
-                        Err(anyhow::Error::new(Queued { path, cause: e }))
-                    }
-                    Err(e) => {
-                        if batch::fails_the_rest(e.kind()) {
-                            fatal = Some((e.kind(), chain(&e)));
+            None => draft
+                .and_then(|d| Ok(compose::compose(&d, &pins)?))
+                .and_then(|m| {
+                    message_id = m.message_id.clone();
+                    match sender.send(&m.envelope, &m.bytes) {
+                        Ok(_) => Ok(()),
+                        Err(e) if e.is_temporary() && outbox.is_some() => {
+                            let path = outbox
+                                .as_ref()
+                                .map(|o| o.enqueue(&m.bytes, &m.envelope))
+                                .transpose()?
+                                .unwrap_or_default();
+                            Err(anyhow::Error::new(Queued { path, cause: e }))
                         }
-                        Err(e.into())
+                        Err(e) => {
+                            if batch::fails_the_rest(e.kind()) {
+                                fatal = Some((e.kind(), chain(&e)));
+                            }
+                            Err(e.into())
+                        }
                     }
-                }
-            }),
+                }),
         };
         let result = match outcome {
             Ok(()) => {

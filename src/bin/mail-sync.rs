@@ -19,11 +19,11 @@ use mailbot::error::{Error, ErrorKind};
 use mailbot::exit::Exit;
 use mailbot::imap::ImapUrl;
 use mailbot::index::{Index, IndexOptions};
+use mailbot::maildir::LineEnds;
 use mailbot::smtp::Auth;
 use mailbot::sync::{
     self, Direction, Event, Expunge, FolderReport, Layout, NewMessage, Options, Tuning,
 };
-use mailbot::tls::TlsOptions;
 
 const PROGRAM: &str = "mail-sync";
 
@@ -51,6 +51,15 @@ enum LayoutArg {
     MaildirPlusPlus,
 }
 
+/// How fetched messages store their line ends, for `--line-ends`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LineEndsArg {
+    /// Each CRLF made LF, as Dovecot, mbsync and offlineimap store mail.
+    Lf,
+    /// As the server sends them.
+    Crlf,
+}
+
 /// Which deletions propagate, for `--expunge`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ExpungeArg {
@@ -64,9 +73,10 @@ enum ExpungeArg {
     Both,
 }
 
-/// Sync IMAP folders with a local maildir: new messages byte for byte,
-/// flags both ways, deletions only as --expunge says; the paths of new
-/// local messages on stdout.
+/// Sync IMAP folders with a local maildir: new messages as the server has
+/// them (each CRLF stored as LF unless --line-ends crlf), flags both ways,
+/// deletions only as --expunge says; the paths of new local messages on
+/// stdout.
 #[derive(Debug, Parser)]
 #[command(name = PROGRAM, version, after_help = cli::after_help(EXAMPLES))]
 struct Args {
@@ -113,6 +123,11 @@ struct Args {
         env = "MAILBOT_SYNC_EXPUNGE"
     )]
     expunge: ExpungeArg,
+    /// Line ends of fetched messages: lf stores each CRLF the server sends
+    /// as LF (the Unix convention), crlf keeps them [default: the
+    /// account's line_ends, else lf].
+    #[arg(long, value_enum, value_name = "WHICH", env = "MAILBOT_SYNC_LINE_ENDS")]
+    line_ends: Option<LineEndsArg>,
     /// After the pass, stay connected and fetch new mail as it arrives (IDLE).
     #[arg(long, env = "MAILBOT_SYNC_WATCH")]
     watch: bool,
@@ -246,17 +261,18 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     let options = Options {
         url,
         auth,
-        tls: TlsOptions {
-            ca_file: account.account.ca_file.clone(),
-            insecure: account.insecure,
-        },
+        tls: account.tls_options(),
         maildir,
-        folders: args
-            .folders
-            .iter()
-            .filter(|f| !f.is_empty())
-            .cloned()
-            .collect(),
+        // --folder (or MAILBOT_SYNC_FOLDERS), else the account's `folders`.
+        folders: match args.folders.iter().any(|f| !f.is_empty()) {
+            true => args
+                .folders
+                .iter()
+                .filter(|f| !f.is_empty())
+                .cloned()
+                .collect(),
+            false => account.account.folders.clone(),
+        },
         layout: match args.layout {
             LayoutArg::Verbatim => Layout::Verbatim,
             LayoutArg::MaildirPlusPlus => Layout::MaildirPlusPlus,
@@ -274,6 +290,11 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         },
         timeout: Duration::try_from_secs_f64(args.timeout.max(0.001))
             .unwrap_or(Duration::from_secs(60)),
+        line_ends: match args.line_ends {
+            Some(LineEndsArg::Lf) => LineEnds::Lf,
+            Some(LineEndsArg::Crlf) => LineEnds::Crlf,
+            None => account.account.line_ends.unwrap_or_default(),
+        },
     };
     Ok(Plan {
         options,
@@ -305,7 +326,7 @@ fn auth_user(auth: &Auth) -> &str {
 fn credentials(account: &ResolvedAccount, url: &ImapUrl) -> anyhow::Result<Auth> {
     let object = url.display();
     account
-        .credentials(url.user.as_deref(), &object)?
+        .credentials(&url.endpoint(account.default_user()), &object)?
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,

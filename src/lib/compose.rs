@@ -13,6 +13,7 @@
 //! It does not send, queue or parse MIME structure; `smtp`, `queue` and
 //! the dissect side do those.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
@@ -618,27 +619,34 @@ pub struct Attachment {
 impl Attachment {
     /// Reads an attachment from a spec `FILE[;type=T][;name=N][;cid=C]`.
     /// A path that exists as given is taken whole, so names with `;` work.
-    /// A missing or unreadable file is `InputMissing` (exit 66).
-    pub fn from_spec(spec: &str, inline: bool) -> Result<Attachment> {
-        let (path, params) = if Path::new(spec).exists() {
-            (spec, "")
-        } else {
-            let cut = [";type=", ";name=", ";cid="]
-                .iter()
-                .filter_map(|k| spec.find(k))
-                .min()
-                .unwrap_or(spec.len());
-            (&spec[..cut], &spec[cut..])
-        };
-        let path = PathBuf::from(path);
+    /// The path is bytes (any file name a Unix system allows); the name
+    /// declared in the message is its last part made valid UTF-8 (bytes
+    /// that are not become U+FFFD), which the message carries RFC 2231
+    /// encoded. A missing or unreadable file is `InputMissing` (exit 66).
+    pub fn from_spec(spec: impl AsRef<OsStr>, inline: bool) -> Result<Attachment> {
+        let (path, params) = split_spec(spec.as_ref());
         let mut data = Vec::new();
         fs::File::open(&path)
             .and_then(|mut f| f.read_to_end(&mut data))
             .map_err(|e| Error::reading(&path, e))?;
-        let mut file_name = path
+        let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "attachment".into());
+        Attachment::from_data(data, &name, &params, inline, spec.as_ref())
+    }
+
+    /// An attachment of `data` read elsewhere (`-a -`: stdin), named
+    /// `name` unless `params` (`;type=T;name=N;cid=C`, as in a spec) says
+    /// otherwise; `spec` names it in errors.
+    pub fn from_data(
+        data: Vec<u8>,
+        name: &str,
+        params: &str,
+        inline: bool,
+        spec: &OsStr,
+    ) -> Result<Attachment> {
+        let mut file_name = name.to_string();
         let mut content_type = None;
         let mut content_id = None;
         for param in params.split(';').filter(|p| !p.is_empty()) {
@@ -650,7 +658,7 @@ impl Attachment {
                 _ => {
                     return Err(Error::new(
                         ErrorKind::Usage,
-                        format!("attachment {spec:?}"),
+                        format!("attachment {:?}", spec.to_string_lossy()),
                         format!("bad parameter {param:?} (type=TYPE/SUBTYPE, name=NAME, cid=ID)"),
                     ));
                 }
@@ -675,6 +683,26 @@ impl Attachment {
             content_id,
         })
     }
+}
+
+/// A spec's path and its `;type=`, `;name=`, `;cid=` parameters (lossy
+/// UTF-8: they are ASCII keys and a name). A path that exists as given is
+/// all path.
+pub fn split_spec(spec: &OsStr) -> (PathBuf, String) {
+    use std::os::unix::ffi::OsStrExt;
+    if Path::new(spec).exists() {
+        return (PathBuf::from(spec), String::new());
+    }
+    let bytes = spec.as_bytes();
+    let cut = [&b";type="[..], b";name=", b";cid="]
+        .iter()
+        .filter_map(|k| bytes.windows(k.len()).position(|w| w == *k))
+        .min()
+        .unwrap_or(bytes.len());
+    (
+        PathBuf::from(OsStr::from_bytes(&bytes[..cut])),
+        String::from_utf8_lossy(&bytes[cut..]).into_owned(),
+    )
 }
 
 fn is_mime_type(text: &str) -> bool {
@@ -1451,6 +1479,40 @@ mod tests {
         assert!(s.contains("caf=C3=A9 =3D "));
         assert!(s.contains("\r\n=2E dot\r\n"));
         assert!(s.contains("trail=20\r\n"));
+    }
+
+    #[test]
+    fn paths_that_are_not_utf8_are_read_and_named_lossily() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        // "café.pdf" in Latin-1: the é is one byte that is not UTF-8.
+        let mut path = dir.path().as_os_str().as_bytes().to_vec();
+        path.extend_from_slice(b"/caf\xe9.pdf");
+        let path = OsStr::from_bytes(&path);
+        fs::write(path, b"%PDF-1.4 x").unwrap();
+        let a = Attachment::from_spec(path, false).unwrap();
+        assert_eq!(a.data, b"%PDF-1.4 x");
+        assert_eq!(a.file_name, "caf\u{fffd}.pdf");
+        assert_eq!(a.content_type, "application/pdf");
+        // With parameters after the bytes, too.
+        let mut spec = path.as_bytes().to_vec();
+        spec.extend_from_slice(b";name=r\xc3\xa9sum\xc3\xa9.pdf");
+        let a = Attachment::from_spec(OsStr::from_bytes(&spec), false).unwrap();
+        assert_eq!(a.file_name, "r\u{e9}sum\u{e9}.pdf");
+        let draft = Draft {
+            from: Some(Address::parse("a@x.test").unwrap()),
+            to: vec![Address::parse("b@x.test").unwrap()],
+            attachments: vec![Attachment::from_spec(path, false).unwrap()],
+            ..Draft::default()
+        };
+        let pins = Pins {
+            date: Some("@0".into()),
+            message_id: Some("1@x.test".into()),
+            boundary: Some("b".into()),
+            host: "x.test".into(),
+        };
+        let text = String::from_utf8(compose(&draft, &pins).unwrap().bytes).unwrap();
+        assert!(text.contains("filename*=utf-8''caf%EF%BF%BD.pdf"), "{text}");
     }
 
     #[test]

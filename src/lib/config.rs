@@ -14,7 +14,8 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -51,10 +52,34 @@ pub struct Account {
     pub password_command: Option<String>,
     /// A command whose first line of output is an OAuth2 access token.
     pub oauth2_token_command: Option<String>,
-    /// PEM file with the CA certificates to trust instead of the system's.
-    pub ca_file: Option<PathBuf>,
+    /// PEM files of CA certificates trusted besides the system's store
+    /// (a path or a list).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub ca_file: Vec<PathBuf>,
+    /// PEM files of the only CA certificates to trust: the system's store
+    /// is then not used (a path or a list).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub only_ca_file: Vec<PathBuf>,
     /// The local maildir; `~` is expanded against the home directory.
     pub maildir: Option<PathBuf>,
+    /// Folder patterns to sync (`["INBOX", "Lists.*"]`, as `mail-sync
+    /// --folder`); every folder when empty.
+    #[serde(default)]
+    pub folders: Vec<String>,
+    /// `YYYY-MM-DD`: mail-bot's first run on the account acts on mail
+    /// dated from this day on (by default on none of the mail already
+    /// there).
+    pub since: Option<String>,
+    /// How long a temporary failure (server down) lasts before mail-bot
+    /// says so on stderr (seconds, or `30m`, `1h`, `2d`).
+    #[serde(default, deserialize_with = "duration")]
+    pub alert_after: Option<Duration>,
+    /// The least time between two automatic replies to one sender.
+    #[serde(default, deserialize_with = "duration")]
+    pub reply_interval: Option<Duration>,
+    /// How synced messages store their line ends: `"lf"` (the default,
+    /// each CRLF made LF) or `"crlf"` (as the server sends them).
+    pub line_ends: Option<crate::maildir::LineEnds>,
 }
 
 impl fmt::Debug for Account {
@@ -62,13 +87,19 @@ impl fmt::Debug for Account {
         f.debug_struct("Account")
             .field("address", &self.address)
             .field("user", &self.user)
-            .field("smtp", &self.smtp)
-            .field("imap", &self.imap)
+            .field("smtp", &self.smtp.as_deref().map(crate::url::redact))
+            .field("imap", &self.imap.as_deref().map(crate::url::redact))
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .field("password_command", &self.password_command)
             .field("oauth2_token_command", &self.oauth2_token_command)
             .field("ca_file", &self.ca_file)
+            .field("only_ca_file", &self.only_ca_file)
             .field("maildir", &self.maildir)
+            .field("folders", &self.folders)
+            .field("since", &self.since)
+            .field("alert_after", &self.alert_after)
+            .field("reply_interval", &self.reply_interval)
+            .field("line_ends", &self.line_ends)
             .finish()
     }
 }
@@ -118,22 +149,56 @@ impl Config {
     /// one-shot use), a named one that does not exist is a configuration
     /// error. A file holding a password that others can read is refused.
     pub fn load(path: &Path, required: bool) -> Result<Option<Config>> {
-        let text = match fs::read_to_string(path) {
-            Ok(t) => t,
+        let object = || path.display().to_string();
+        // Opened once and read once: `--config <(pass show mailbot)` is a
+        // pipe that cannot be read twice, and the mode checked is the
+        // mode of what was read.
+        let mut file = match fs::File::open(path) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound && !required => return Ok(None),
-            Err(e) => {
-                return Err(Error::io(ErrorKind::Config, path.display().to_string(), e));
-            }
+            Err(e) => return Err(Error::io(ErrorKind::Config, object(), e)),
         };
+        let mut text = String::new();
+        io::Read::read_to_string(&mut file, &mut text)
+            .map_err(|e| Error::io(ErrorKind::Config, object(), e))?;
         let config = Config::parse(&text, path)?;
         if config.holds_password() {
-            let mode = fs::metadata(path)
-                .map_err(|e| Error::io(ErrorKind::Config, path.display().to_string(), e))?
+            let mode = file
+                .metadata()
+                .map_err(|e| Error::io(ErrorKind::Config, object(), e))?
                 .permissions()
                 .mode();
             check_secret_mode(path, mode)?;
         }
+        config.check_urls(path)?;
         Ok(Some(config))
+    }
+
+    /// Every account's `smtp` and `imap` must parse; a password in one is
+    /// a configuration error (exit 78), shown without the password.
+    fn check_urls(&self, origin: &Path) -> Result<()> {
+        for (name, account) in &self.account {
+            let object = || format!("{}: account {name:?}", origin.display());
+            let as_config = |key: &str, e: Error| {
+                Error::new(ErrorKind::Config, object(), format!("{key}: {e}"))
+            };
+            if let Some(u) = &account.smtp {
+                crate::smtp::SmtpUrl::parse(u).map_err(|e| as_config("smtp", e))?;
+            }
+            if let Some(u) = &account.imap {
+                crate::imap::ImapUrl::parse(u).map_err(|e| as_config("imap", e))?;
+            }
+            if let Some(d) = &account.since
+                && parse_day(d).is_none()
+            {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    object(),
+                    format!("since: {d:?} is not a day (write YYYY-MM-DD)"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// True when any account has a `password` field.
@@ -208,29 +273,115 @@ impl Account {
             password: pick(&self.password, &over.password),
             password_command: pick(&self.password_command, &over.password_command),
             oauth2_token_command: pick(&self.oauth2_token_command, &over.oauth2_token_command),
-            ca_file: pick(&self.ca_file, &over.ca_file),
+            ca_file: self.ca_file.iter().chain(&over.ca_file).cloned().collect(),
+            only_ca_file: self
+                .only_ca_file
+                .iter()
+                .chain(&over.only_ca_file)
+                .cloned()
+                .collect(),
             maildir: pick(&self.maildir, &over.maildir),
+            folders: if over.folders.is_empty() {
+                self.folders.clone()
+            } else {
+                over.folders.clone()
+            },
+            since: pick(&self.since, &over.since),
+            alert_after: pick(&self.alert_after, &over.alert_after),
+            reply_interval: pick(&self.reply_interval, &over.reply_interval),
+            line_ends: pick(&self.line_ends, &over.line_ends),
         }
     }
 
     /// The account with `~` expanded in its paths.
     pub fn with_home(mut self, home: Option<&Path>) -> Account {
-        self.ca_file = self.ca_file.map(|p| expand_tilde(&p, home));
+        for p in self.ca_file.iter_mut().chain(self.only_ca_file.iter_mut()) {
+            *p = expand_tilde(p, home);
+        }
         self.maildir = self.maildir.map(|p| expand_tilde(&p, home));
         self
     }
 
     /// The password: the `password` field when set, else the output of
-    /// `password_command`. `Ok(None)` when the account has neither.
+    /// `password_command` (which may take [`DEFAULT_SECRET_TIMEOUT`]).
+    /// `Ok(None)` when the account has neither.
     pub fn password(&self) -> Result<Option<Secret>> {
+        self.password_within(DEFAULT_SECRET_TIMEOUT)
+    }
+
+    /// [`Account::password`] with `password_command` given `timeout`.
+    pub fn password_within(&self, timeout: Duration) -> Result<Option<Secret>> {
         if let Some(p) = &self.password {
             return Ok(Some(Secret::new(p.clone())));
         }
         match &self.password_command {
-            Some(cmd) => secret_from_command(cmd, "password_command").map(Some),
+            Some(cmd) => secret_from_command_within(cmd, "password_command", timeout).map(Some),
             None => Ok(None),
         }
     }
+}
+
+/// How long a password or token command may take unless told otherwise.
+pub const DEFAULT_SECRET_TIMEOUT: Duration = crate::child::DEFAULT_SECRET_TIMEOUT;
+
+/// A duration in the file: seconds as a number, or text with a unit
+/// (`90s`, `30m`, `1h`, `7d`, `2w`).
+pub fn parse_duration(value: &toml::Value) -> Option<Duration> {
+    match value {
+        toml::Value::Integer(n) if *n >= 0 => Some(Duration::from_secs(*n as u64)),
+        toml::Value::Float(f) if *f >= 0.0 && f.is_finite() => Duration::try_from_secs_f64(*f).ok(),
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit())?;
+            let (n, unit) = s.split_at(split);
+            let n: u64 = n.parse().ok()?;
+            let unit = match unit.trim() {
+                "s" => 1,
+                "m" | "min" => 60,
+                "h" => 3600,
+                "d" => 86_400,
+                "w" => 7 * 86_400,
+                _ => return None,
+            };
+            Some(Duration::from_secs(n.checked_mul(unit)?))
+        }
+        _ => None,
+    }
+}
+
+fn duration<'de, D>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = toml::Value::deserialize(deserializer)?;
+    parse_duration(&value).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{value} is not a duration (seconds, or like \"30m\", \"1h\", \"7d\")"
+        ))
+    })
+}
+
+/// `YYYY-MM-DD` as the first second of that day, UTC, in seconds since
+/// the epoch.
+pub fn parse_day(text: &str) -> Option<i64> {
+    crate::bot::date::parse_day(text)
+}
+
+/// `ca_file = "a.pem"` or `ca_file = ["a.pem", "b.pem"]`.
+fn one_or_many<'de, D>(deserializer: D) -> std::result::Result<Vec<PathBuf>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// A password or token: never printed by `Debug`.
@@ -256,27 +407,50 @@ impl fmt::Debug for Secret {
 }
 
 /// Runs `command` with `sh -c` and returns the first line it prints, as
-/// `password_command` and `oauth2_token_command` do. `what` names the
-/// setting in errors.
+/// `password_command` and `oauth2_token_command` do, allowing it
+/// [`DEFAULT_SECRET_TIMEOUT`]. `what` names the setting in errors.
 pub fn secret_from_command(command: &str, what: &str) -> Result<Secret> {
-    let output = Command::new("sh")
-        .arg("-c")
+    secret_from_command_within(command, what, DEFAULT_SECRET_TIMEOUT)
+}
+
+/// [`secret_from_command`] allowing the command `timeout`: one that takes
+/// longer is killed with its process group and is a configuration error
+/// (exit 78) naming the command. The command gets no stdin and none of
+/// mailbot's secret variables ([`crate::child`]); its stderr is ours.
+pub fn secret_from_command_within(command: &str, what: &str, timeout: Duration) -> Result<Secret> {
+    let object = format!("{what} {command:?}");
+    let mut cmd = crate::child::command("sh");
+    cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| Error::io(ErrorKind::Config, what.to_string(), e))?;
-    if !output.status.success() {
+        .stderr(Stdio::inherit());
+    // A secret is one line; a command that prints megabytes is wrong.
+    let (ended, stdout) = crate::child::output(&mut cmd, timeout, 64 * 1024, &object)
+        .map_err(|e| Error::new(ErrorKind::Config, "", crate::error::chain(&e)))?;
+    let status = match ended {
+        crate::child::Ended::Exited(status) => status,
+        crate::child::Ended::TimedOut(limit) => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                object,
+                format!(
+                    "no answer within {}; killed",
+                    crate::child::describe_duration(limit)
+                ),
+            ));
+        }
+    };
+    if !status.success() {
         return Err(Error::new(
             ErrorKind::Config,
-            what.to_string(),
-            format!("command failed ({})", output.status),
+            object,
+            format!("command failed ({status})"),
         ));
     }
-    let text = String::from_utf8(output.stdout).map_err(|_| {
+    let text = String::from_utf8(stdout).map_err(|_| {
         Error::new(
             ErrorKind::Config,
-            what.to_string(),
+            object.clone(),
             "command printed non-UTF-8 output",
         )
     })?;
@@ -284,7 +458,7 @@ pub fn secret_from_command(command: &str, what: &str) -> Result<Secret> {
     if line.is_empty() {
         return Err(Error::new(
             ErrorKind::Config,
-            what.to_string(),
+            object,
             "command printed nothing",
         ));
     }
@@ -404,6 +578,48 @@ print = "lpr -P office {}"
             ..Account::default()
         };
         assert_eq!(a.password().unwrap_err().exit().code(), 78);
+    }
+
+    #[test]
+    fn a_hanging_password_command_is_killed_and_named() {
+        let a = Account {
+            password_command: Some("sleep 300".into()),
+            ..Account::default()
+        };
+        let started = std::time::Instant::now();
+        let err = a.password_within(Duration::from_millis(200)).unwrap_err();
+        assert_eq!(err.exit().code(), 78);
+        let text = err.to_string();
+        assert!(
+            text.contains("\"sleep 300\"") && text.contains("killed"),
+            "{text}"
+        );
+        // Killed, not waited for: far below the command's 300 s.
+        assert!(started.elapsed() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn ca_files_are_a_path_or_a_list_and_urls_are_checked() {
+        let c = Config::parse(
+            "[account.a]\nca_file = \"~/a.pem\"\n[account.b]\nca_file = [\"x\", \"y\"]\nonly_ca_file = \"z\"\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        assert_eq!(c.account["a"].ca_file, [PathBuf::from("~/a.pem")]);
+        assert_eq!(c.account["b"].ca_file.len(), 2);
+        assert_eq!(c.account["b"].only_ca_file, [PathBuf::from("z")]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        fs::write(&path, "[account.a]\nimap = \"imaps://alice:hunter2@h\"\n").unwrap();
+        let err = Config::load(&path, true).unwrap_err();
+        assert_eq!(err.exit().code(), 78);
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("imaps://alice:***@h"), "{err}");
+        let a = Account {
+            imap: Some("imaps://alice:hunter2@h".into()),
+            ..Account::default()
+        };
+        assert!(!format!("{a:?}").contains("hunter2"));
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! A synchronous IMAP4rev1 client on std and rustls, with the extensions
 //! a sync tool needs: connect with implicit TLS (`imaps://`) or STARTTLS
-//! (`imap://`, required unless `--insecure`), log in (LOGIN, or
-//! AUTHENTICATE XOAUTH2 with a token), CAPABILITY, ENABLE (QRESYNC,
-//! CONDSTORE), LIST with modified UTF-7 names, SELECT with CONDSTORE or
-//! QRESYNC, UID FETCH (whole ranges in one pipelined command; bodies
-//! streamed to a [`Literals`] sink, never held in memory), UID SEARCH,
-//! UID STORE, APPEND (UIDPLUS's APPENDUID, the message streamed from a
+//! (`imap://`, always required unless the URL says `?starttls=none`), log
+//! in (LOGIN, or AUTHENTICATE XOAUTH2 with a token), CAPABILITY, ENABLE
+//! (QRESYNC, CONDSTORE), LIST with modified UTF-7 names, SELECT with
+//! CONDSTORE or QRESYNC, UID FETCH (whole ranges in one pipelined
+//! command; bodies streamed to a [`Literals`] sink, never held in
+//! memory), UID SEARCH, UID STORE, APPEND (UIDPLUS's APPENDUID, the message streamed from a
 //! reader), UID EXPUNGE, IDLE and LOGOUT.
 //!
 //! Failures map onto exit codes through [`ErrorKind`]: a dropped
@@ -18,7 +18,10 @@
 //! [`crate::sync`]), does not pipeline independent commands and does
 //! not cache mailbox state between SELECTs.
 
+mod append;
+mod listing;
 mod response;
+mod sasl;
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -30,70 +33,88 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::smtp::Auth;
 use crate::tls::{self, Wire};
 
+pub use append::{AppendOutcome, AppendStream};
+pub use listing::{MailboxStatus, Namespace};
 pub use response::{
     InMemory, Literals, MAX_MEMORY_LITERAL, Response, Status, Value, breaks_session,
     read_literal_to_memory, render, stream_literal, wire_error,
 };
+pub use sasl::{Login, PlainAs};
 
 /// The read buffer under the parser: big enough that a body literal is
 /// copied to its file in large writes, small enough not to matter.
 const READ_BUFFER: usize = 256 * 1024;
 
-/// A parsed `imaps://[user@]host[:993]` or `imap://[user@]host[:143]` URL.
+/// A parsed `imaps://[user@]host[:993]` or
+/// `imap://[user@]host[:143][?starttls=none]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImapUrl {
     /// TLS from the first byte (`imaps://`) or STARTTLS (`imap://`).
     pub implicit_tls: bool,
+    /// `imap://...?starttls=none`: no STARTTLS, cleartext throughout (a
+    /// server on this machine); a login then needs
+    /// `--allow-plaintext-auth`.
+    pub plaintext: bool,
     /// Host name or address.
     pub host: String,
     /// Port: 993 or 143 unless given.
     pub port: u16,
-    /// Login name from the URL.
+    /// Login name from the URL, percent-decoded.
     pub user: Option<String>,
 }
 
 impl ImapUrl {
-    /// Parses the URL; a password in it is refused.
+    /// Parses the URL; a password in it is refused, and errors never
+    /// show it.
     pub fn parse(text: &str) -> Result<ImapUrl> {
-        let bad =
-            |why: &str| Error::new(ErrorKind::Usage, format!("URL {text:?}"), why.to_string());
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| bad("expected imaps://HOST or imap://HOST (STARTTLS)"))?;
-        let (implicit_tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
+        let parts = crate::url::parse(text, "imaps://HOST or imap://HOST (STARTTLS)")?;
+        let bad = |why: &str| crate::url::usage(text, why);
+        let (implicit_tls, default_port) = match parts.scheme.as_str() {
             "imaps" => (true, 993),
             "imap" => (false, 143),
             _ => return Err(bad("scheme must be imaps:// or imap:// (STARTTLS)")),
         };
-        let rest = rest.trim_end_matches('/');
-        let (user, hostport) = match rest.rsplit_once('@') {
-            Some((u, _)) if u.contains(':') => {
-                return Err(bad(
-                    "a password in the URL is refused; use --password-command or MAILBOT_PASSWORD",
-                ));
+        let mut plaintext = false;
+        for pair in &parts.query {
+            match pair.as_str() {
+                "starttls=none" if !implicit_tls => plaintext = true,
+                "starttls=required" if !implicit_tls => plaintext = false,
+                _ => {
+                    return Err(bad(&format!(
+                        "unknown parameter {pair:?} (known for imap://: starttls=required, \
+                         starttls=none)"
+                    )));
+                }
             }
-            Some((u, h)) => (Some(u.replace("%40", "@")), h),
-            None => (None, rest),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| bad("bad port"))?),
-            None => (hostport, default_port),
-        };
-        if host.is_empty() || host.contains('/') {
-            return Err(bad("bad host"));
         }
         Ok(ImapUrl {
             implicit_tls,
-            host: host.to_string(),
-            port,
-            user: user.filter(|u| !u.is_empty()),
+            plaintext,
+            host: parts.host,
+            port: parts.port.unwrap_or(default_port),
+            user: parts.user,
         })
     }
 
     /// `scheme://host:port`, as errors name the server.
     pub fn display(&self) -> String {
-        let scheme = if self.implicit_tls { "imaps" } else { "imap" };
-        format!("{scheme}://{}:{}", self.host, self.port)
+        if self.host.contains(':') {
+            format!("{}://[{}]:{}", self.scheme(), self.host, self.port)
+        } else {
+            format!("{}://{}:{}", self.scheme(), self.host, self.port)
+        }
+    }
+
+    /// `imap` or `imaps`.
+    pub fn scheme(&self) -> &'static str {
+        if self.implicit_tls { "imaps" } else { "imap" }
+    }
+
+    /// The server and login name a secret is tied to; `user` stands in
+    /// when the URL has none.
+    pub fn endpoint(&self, user: Option<&str>) -> crate::url::Endpoint {
+        crate::url::Endpoint::new(self.scheme(), self.user.as_deref(), &self.host, self.port)
+            .with_default_user(user)
     }
 }
 
@@ -158,6 +179,53 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
+    /// The mailbox of an untagged `verb` (LIST, LSUB) response:
+    /// `LIST (attributes) "delimiter" name`.
+    fn from_list_response(items: &[Value], verb: &str) -> Option<Mailbox> {
+        if items.len() < 4 || !items[0].atom()?.eq_ignore_ascii_case(verb) {
+            return None;
+        }
+        let attributes = items[1]
+            .list()
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|v| v.atom().map(str::to_string))
+            .collect();
+        let delimiter = items[2]
+            .bytes()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.chars().next());
+        let raw = String::from_utf8_lossy(items[3].bytes()?).into_owned();
+        let name = if raw.eq_ignore_ascii_case("INBOX") {
+            "INBOX".to_string()
+        } else {
+            decode_mailbox_name(&raw).unwrap_or_else(|| raw.clone())
+        };
+        Some(Mailbox {
+            name,
+            raw,
+            delimiter,
+            attributes,
+        })
+    }
+
+    /// The special-use attribute (RFC 6154: `\Sent`, `\Trash`, ...), if
+    /// the mailbox has one.
+    pub fn special_use(&self) -> Option<&str> {
+        const SPECIAL: [&str; 7] = [
+            "\\All",
+            "\\Archive",
+            "\\Drafts",
+            "\\Flagged",
+            "\\Junk",
+            "\\Sent",
+            "\\Trash",
+        ];
+        self.attributes
+            .iter()
+            .find_map(|a| SPECIAL.iter().find(|s| s.eq_ignore_ascii_case(a)).copied())
+    }
+
     /// Whether the mailbox can be selected (`\Noselect` and
     /// `\NonExistent` cannot).
     pub fn selectable(&self) -> bool {
@@ -218,6 +286,8 @@ pub struct Fetch {
     pub size: Option<u64>,
     /// MODSEQ.
     pub modseq: Option<u64>,
+    /// INTERNALDATE, as the server wrote it (`17-Jul-1996 02:44:25 -0700`).
+    pub internal_date: Option<String>,
     /// BODY[] (as the literal sink returned it).
     pub body: Option<Value>,
     /// BODY[HEADER...] (as the literal sink returned it).
@@ -245,6 +315,11 @@ impl Fetch {
                 }
                 "RFC822.SIZE" => f.size = value.number(),
                 "MODSEQ" => f.modseq = value.list().and_then(|l| l.first()).and_then(Value::number),
+                "INTERNALDATE" => {
+                    f.internal_date = value
+                        .bytes()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                }
                 k if k.starts_with("BODY[]") || k.starts_with("BINARY[]") => {
                     f.body = Some(value.clone())
                 }
@@ -285,15 +360,18 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects, secures the connection and logs in. With `insecure`,
-    /// an `imap://` server that does not offer STARTTLS is used in
-    /// cleartext (tests only); otherwise that is a TLS error (exit 76).
+    /// Connects, secures the connection and logs in (with an [`Auth`],
+    /// or any other [`Login`]). An `imap://` server
+    /// that does not offer STARTTLS is a TLS error (exit 76) — someone may
+    /// have removed it — unless the URL says `?starttls=none`; a login
+    /// without TLS needs `allow_plaintext_auth`. Certificate checks are
+    /// `tls_config`'s business alone.
     pub fn connect(
         url: &ImapUrl,
         tls_config: &Arc<rustls::ClientConfig>,
-        auth: &Auth,
+        auth: &(impl Login + ?Sized),
         timeout: Duration,
-        insecure: bool,
+        allow_plaintext_auth: bool,
     ) -> Result<Session> {
         let object = url.display();
         let tcp = tls::connect_tcp(&url.host, url.port, timeout, &object)?;
@@ -346,14 +424,15 @@ impl Session {
             session.capability()?;
         }
         let offers_starttls = session.has_capability("STARTTLS");
-        if !url.implicit_tls && !offers_starttls && !insecure {
+        if !url.implicit_tls && !url.plaintext && !offers_starttls {
             return Err(Error::new(
                 ErrorKind::Tls,
                 &session.object,
-                "server does not offer STARTTLS",
+                "server does not offer STARTTLS (someone may have removed it; \
+                 ?starttls=none in the URL logs in in cleartext)",
             ));
         }
-        if !url.implicit_tls && offers_starttls {
+        if !url.implicit_tls && !url.plaintext {
             let done = session.simple("STARTTLS")?;
             if !done.is_ok() {
                 return Err(Error::new(
@@ -384,7 +463,15 @@ impl Session {
                 ..
             }
         ) {
-            session.login(auth)?;
+            if !session.wire.get_ref().is_tls() && !allow_plaintext_auth {
+                return Err(Error::new(
+                    ErrorKind::Tls,
+                    &session.object,
+                    "refusing to log in over a connection without TLS \
+                     (--allow-plaintext-auth would allow it)",
+                ));
+            }
+            auth.log_in(&mut session)?;
         }
         if session.capabilities.is_empty() {
             session.capability()?;
@@ -392,7 +479,7 @@ impl Session {
         Ok(session)
     }
 
-    fn login(&mut self, auth: &Auth) -> Result<()> {
+    pub(crate) fn login(&mut self, auth: &Auth) -> Result<()> {
         let done = match auth {
             Auth::Password { user, password } => {
                 let user = astring(user);
@@ -414,6 +501,12 @@ impl Session {
                 self.simple(&command)?
             }
         };
+        self.logged_in(&done)
+    }
+
+    /// The outcome of a login command: a refusal is `Auth` (77), a
+    /// server that cannot check now `Temporary`, a BAD `Protocol`.
+    fn logged_in(&self, done: &Completion) -> Result<()> {
         if done.is_ok() {
             return Ok(());
         }
@@ -541,35 +634,9 @@ impl Session {
         let command = format!("LIST {} {}", quote(reference), quote(pattern));
         let done = self.execute(&[Arg::Text(&command)], &mut InMemory, &mut |r| {
             if let Response::Data(items) = &r
-                && items.len() >= 4
-                && items[0]
-                    .atom()
-                    .is_some_and(|a| a.eq_ignore_ascii_case("LIST"))
+                && let Some(m) = Mailbox::from_list_response(items, "LIST")
             {
-                let attributes = items[1]
-                    .list()
-                    .unwrap_or(&[])
-                    .iter()
-                    .filter_map(|v| v.atom().map(str::to_string))
-                    .collect();
-                let delimiter = items[2]
-                    .bytes()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|s| s.chars().next());
-                if let Some(raw) = items[3].bytes() {
-                    let raw = String::from_utf8_lossy(raw).into_owned();
-                    let name = if raw.eq_ignore_ascii_case("INBOX") {
-                        "INBOX".to_string()
-                    } else {
-                        decode_mailbox_name(&raw).unwrap_or_else(|| raw.clone())
-                    };
-                    out.push(Mailbox {
-                        name,
-                        raw,
-                        delimiter,
-                        attributes,
-                    });
-                }
+                out.push(m);
             }
             Ok(())
         })?;
@@ -826,30 +893,13 @@ impl Session {
                 return Err(self.refusal("APPEND", raw, &done));
             }
         }
-        let mut left = len;
-        let mut buf = vec![0u8; 64 * 1024];
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match data.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        ErrorKind::InputMissing,
-                        raw,
-                        "APPEND: the message changed while it was sent",
-                    ));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::io(ErrorKind::InputMissing, raw, e));
-                }
-            };
-            self.wire
-                .get_mut()
-                .write_all(&buf[..n])
-                .map_err(|e| wire_error(&self.object, e))?;
-            left -= n as u64;
-        }
+        self.send_bytes(
+            data,
+            len,
+            ErrorKind::InputMissing,
+            raw,
+            "APPEND: the message changed while it was sent",
+        )?;
         self.write(b"\r\n")?;
         let done = self.finish(&tag, &mut InMemory, &mut |_| Ok(()), &mut VecDeque::new())?;
         if !done.is_ok() {
@@ -870,6 +920,37 @@ impl Session {
             return Ok(Some((v, u)));
         }
         Ok(None)
+    }
+
+    /// Writes `len` bytes from `data` to the server in 64 KiB pieces (a
+    /// literal's bytes). `data` failing or ending early is an error of
+    /// `kind` about `what` (`early` says why); the session is unusable
+    /// after it, since the server was promised the rest.
+    fn send_bytes(
+        &mut self,
+        data: &mut dyn Read,
+        len: u64,
+        kind: ErrorKind,
+        what: &str,
+        early: &str,
+    ) -> Result<()> {
+        let mut left = len;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match data.read(&mut buf[..want]) {
+                Ok(0) => return Err(Error::new(kind, what, early)),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(kind, what, e)),
+            };
+            self.wire
+                .get_mut()
+                .write_all(&buf[..n])
+                .map_err(|e| wire_error(&self.object, e))?;
+            left -= n as u64;
+        }
+        Ok(())
     }
 
     /// Appends `message` to `folder` (a UTF-8 name) with the `\Seen`
@@ -1579,7 +1660,18 @@ mod tests {
         let u = ImapUrl::parse("imap://h:1143").unwrap();
         assert_eq!((u.implicit_tls, u.port), (false, 1143));
         assert_eq!(u.display(), "imap://h:1143");
-        for bad in ["h", "http://h", "imaps://a:pw@h", "imap://h:x"] {
+        assert!(!u.plaintext);
+        let u = ImapUrl::parse("imap://me%40x.test@h?starttls=none").unwrap();
+        assert!(u.plaintext);
+        assert_eq!(u.user.as_deref(), Some("me@x.test"));
+        for bad in [
+            "h",
+            "http://h",
+            "imaps://a:pw@h",
+            "imap://h:x",
+            "imaps://h?starttls=none",
+            "imap://h?x=y",
+        ] {
             assert_eq!(ImapUrl::parse(bad).unwrap_err().exit().code(), 64, "{bad}");
         }
     }

@@ -9,20 +9,29 @@
 //! does, tags from their maildir flags; [`Index::tag`] writes tag changes
 //! back as flags by renaming the files. Queries are notmuch's.
 //!
+//! A scan lists only the folders whose mtime changed since the last one
+//! (`walk`, with the mtimes kept by `record` in `.mailbot`: the crate
+//! has no API for notmuch's directory documents). The settings notmuch
+//! needs to index as we do are written into the database's own
+//! configuration, so the notmuch CLI pointed at it ([`notmuch_config`])
+//! agrees with us.
+//!
 //! Deliberately not here: notmuch's own configuration file (`new.tags`,
 //! `new.ignore`, `search.exclude_tags`; callers pass what they want and
-//! libnotmuch is opened with no configuration file), hooks, decryption,
-//! and directory mtimes (the crate has no API for them, so every scan
-//! lists every folder).
+//! libnotmuch is opened with no configuration file), hooks, decryption.
 //!
 //! Two traps of the crate are handled here: it panics on a path that is not
-//! UTF-8, so every path is checked before it is handed over and file names
-//! read back from the database are read under `catch_unwind`
+//! UTF-8 and on every NULL libnotmuch hands back from a damaged database,
+//! so every path is checked before it is handed over and everything read
+//! back from a message is read under `catch_unwind`
 //! ([`install_panic_filter`] keeps those caught panics off stderr); and it
 //! reports a file whose Message-ID is already indexed as plain success,
-//! so duplicates are told apart by the message's file count. Handles are
-//! not `Send`: an [`Index`] stays on the thread that opened it.
+//! so duplicates are told apart by the message's file count. A damaged
+//! database ([`is_damaged`]) is bad data, never a lock: [`Index::rebuild`]
+//! makes it again from the maildir. Handles are not `Send`: an [`Index`]
+//! stays on the thread that opened it.
 
+mod record;
 mod walk;
 
 use std::cell::Cell;
@@ -30,10 +39,14 @@ use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use notmuch::{AtomicOperation, Database, DatabaseMode, Message, MessageFlag, Sort, Status};
+use notmuch::{
+    AtomicOperation, ConfigKey, Database, DatabaseMode, Message, MessageFlag, Sort, Status,
+};
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -62,12 +75,40 @@ pub fn database_path(maildir: &Path) -> PathBuf {
     maildir.join(".notmuch")
 }
 
+/// A notmuch configuration file for the database of `maildir` (made
+/// absolute, symlinks resolved): only `database.path`, since the settings that matter
+/// (`new.tags`, `new.ignore`, `maildir.synchronize_flags`) are kept in
+/// the database itself, where [`Index::open`] puts them. notmuch refuses
+/// to run without a configuration file; this is the one it needs,
+/// `mail-index notmuch-config > ~/.notmuch-config`.
+pub fn notmuch_config(maildir: &Path) -> Result<String> {
+    let root = mail_root(maildir)?;
+    Ok(format!(
+        "# The notmuch index of {root}, kept by mail-index.\n\
+         # new.tags, new.ignore and maildir.synchronize_flags are in the database\n\
+         # itself (notmuch config list shows them; notmuch config set --database\n\
+         # changes them).\n\
+         [database]\n\
+         path={root}\n",
+        root = root.display()
+    ))
+}
+
+/// Where [`Index::rebuild`] moves the database it replaces:
+/// `maildir/.mailbot/damaged-notmuch`, out of the way of scans and syncs.
+pub fn damaged_copy_path(maildir: &Path) -> PathBuf {
+    maildir.join(".mailbot").join("damaged-notmuch")
+}
+
 /// An open notmuch database over one maildir.
 pub struct Index {
     db: Database,
     root: PathBuf,
     options: IndexOptions,
     writable: bool,
+    /// The folders of a scan, to record (with the database's UUID) once
+    /// the database has committed them.
+    scanned: Option<(String, walk::Folders)>,
 }
 
 impl fmt::Debug for Index {
@@ -167,9 +208,13 @@ pub struct ScanReport {
     #[serde(serialize_with = "paths_with_reasons")]
     pub failed: Vec<(PathBuf, String)>,
     /// Files that are not mail (libnotmuch found no headers); notmuch new
-    /// ignores them too. They are tried again on the next scan.
+    /// ignores them too. They are tried again when their folder changes.
     #[serde(serialize_with = "paths_lossy")]
     pub not_mail: Vec<PathBuf>,
+    /// Folders listed: new, or changed since the last scan.
+    pub folders_listed: usize,
+    /// Folders passed over because their mtime says nothing changed.
+    pub folders_unchanged: usize,
 }
 
 fn paths_with_reasons<S: serde::Serializer>(
@@ -210,6 +255,10 @@ impl Index {
             check_write_lock(&root)?;
             open_database(&root, DatabaseMode::ReadWrite)?
         } else {
+            // Made here, not by libnotmuch, so that the full text of every
+            // message is in a folder only its owner can open.
+            let dir = database_path(&root);
+            crate::private::create_dir_all(&dir).map_err(|e| Error::writing(&dir, e))?;
             match Database::create(&root) {
                 Ok(db) => db,
                 // Another process created it in the meantime.
@@ -223,12 +272,131 @@ impl Index {
                 }
             }
         };
-        Ok(Index {
+        let index = Index {
             db,
             root,
             options,
             writable: true,
-        })
+            scanned: None,
+        };
+        index.check_health()?;
+        index.record_config()?;
+        Ok(index)
+    }
+
+    /// Writes the notmuch settings mail-index works by into the
+    /// database's own configuration (libnotmuch keeps it there since
+    /// 0.32) where the database has none of its own yet: `new.tags` (the
+    /// tags of `options`), `new.ignore` (what [`Index::scan`] skips:
+    /// `.mailbot` and the servers' bookkeeping files) and
+    /// `maildir.synchronize_flags`. The notmuch CLI pointed at the
+    /// database (see [`notmuch_config`]) then indexes and tags as
+    /// mail-index does, and `notmuch new` passes over mailbot's state.
+    /// Values already there, set by a user with `notmuch config set
+    /// --database` or by an earlier run, are left alone.
+    fn record_config(&self) -> Result<()> {
+        let stored: HashSet<String> = self
+            .db
+            .config_list("")
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?
+            .map(|(key, _)| key)
+            .collect();
+        let wanted = [
+            (
+                "new.tags",
+                ConfigKey::NewTags,
+                self.options.new_tags.join(";"),
+            ),
+            ("new.ignore", ConfigKey::NewIgnore, walk::notmuch_ignore()),
+            (
+                "maildir.synchronize_flags",
+                ConfigKey::MaildirFlags,
+                self.options.synchronize_flags.to_string(),
+            ),
+        ];
+        for (key, config_key, value) in wanted {
+            if stored.contains(key) {
+                continue;
+            }
+            self.db.config_set(config_key, &value).map_err(|e| {
+                notmuch_error(
+                    ErrorKind::CannotCreate,
+                    format!("{}: {key}", self.db_name()),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Makes the database of `maildir` again from the maildir, for when it
+    /// is damaged: the old `.notmuch` is moved to
+    /// [`damaged_copy_path`] (replacing an older copy there), a new one
+    /// is created and every message is indexed with the tags of its
+    /// maildir flags (`unread`, `flagged`, `replied`, ...) but not
+    /// `options.new_tags`, since none of them is new. Other tags of the
+    /// old database are lost. Held by another writer, it is
+    /// [`ErrorKind::Locked`] and nothing moves.
+    pub fn rebuild(
+        maildir: &Path,
+        options: IndexOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(Index, ScanReport)> {
+        for tag in &options.new_tags {
+            check_tag(tag)?;
+        }
+        let root = mail_root(maildir)?;
+        let old = database_path(&root);
+        if old.exists() {
+            check_write_lock(&root)?;
+            let keep = damaged_copy_path(&root);
+            if let Some(parent) = keep.parent() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(|e| Error::writing(parent, e))?;
+            }
+            match fs::remove_dir_all(&keep) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::writing(&keep, e));
+                }
+                _ => {}
+            }
+            fs::rename(&old, &keep).map_err(|e| Error::writing(&old, e))?;
+            record::remove(&root);
+        }
+        let mut index = Index::open(&root, options)?;
+        let tags = std::mem::take(&mut index.options.new_tags);
+        let report = index.scan(progress);
+        index.options.new_tags = tags;
+        Ok((index, report?))
+    }
+
+    /// A damaged database can open without complaint and fail only when
+    /// a message is read (a lost termlist table): one message is read
+    /// now, so that the damage is reported at the start and by name.
+    fn check_health(&self) -> Result<()> {
+        let q = self.query("*")?;
+        q.set_sort(Sort::Unsorted);
+        let mut messages = q
+            .search_messages()
+            .map_err(|e| notmuch_error(ErrorKind::InputMissing, self.db_name(), e))?;
+        let first = reading_message(
+            &self.root,
+            || Error::new(ErrorKind::BadInput, self.db_name(), "unreadable"),
+            || messages.next(),
+        )?;
+        if let Some(message) = first {
+            message_id(&self.root, &message)?;
+            let root = &self.root;
+            reading_message(
+                root,
+                || Error::new(ErrorKind::BadInput, self.db_name(), "unreadable"),
+                || (message.thread_id().len(), message.tags().count()),
+            )?;
+        }
+        Ok(())
     }
 
     /// Opens the database of `maildir` for reading only; a missing
@@ -244,12 +412,15 @@ impl Index {
             ));
         }
         let db = open_database(&root, DatabaseMode::ReadOnly)?;
-        Ok(Index {
+        let index = Index {
             db,
             root,
             options: IndexOptions::default(),
             writable: false,
-        })
+            scanned: None,
+        };
+        index.check_health()?;
+        Ok(index)
     }
 
     /// The mail root: the maildir as an absolute path with symlinks
@@ -307,18 +478,37 @@ impl Index {
     /// is an add and a remove of the same Message-ID, so tags survive it;
     /// with `synchronize_flags` the tags follow the new file's flags.
     /// `.notmuch`, `.mailbot`, dot files and the `tmp/` of maildir folders
-    /// are skipped. `progress(done, total)` is called now and then while
-    /// files are indexed or dropped.
+    /// are skipped. Folders whose mtime has not changed since the last
+    /// scan of this database (recorded in `.mailbot/index-folders.json`
+    /// when the index is closed) are not listed, so a scan with nothing
+    /// new costs a `stat` per folder. `progress(done, total)` is called
+    /// now and then while files are indexed or dropped.
     pub fn scan(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<ScanReport> {
         self.require_writable("scan")?;
         let mut report = ScanReport::default();
-        let found = walk::message_files(&self.root, &mut report.failed)?;
-        let known = self.indexed_files()?;
-        let on_disk: HashSet<&Path> = found.iter().map(PathBuf::as_path).collect();
-        let new: Vec<&PathBuf> = found.iter().filter(|p| !known.contains(*p)).collect();
-        // A file the walk did not list but which is still there (in a
-        // folder that could not be read, or put in the index by another
-        // tool from a place the walk skips) is never dropped.
+        let started = SystemTime::now();
+        let uuid = self.db.revision().uuid;
+        let previous = record::load(&self.root, &uuid);
+        let settled = started
+            .checked_sub(walk::SETTLE)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let walked = walk::walk(&self.root, &previous, settled, &mut report.failed)?;
+        report.folders_listed = walked.listed.len();
+        report.folders_unchanged = walked.folders.len() - walked.listed.len();
+        // With no record every folder was listed: one pass over the whole
+        // database is cheaper than a query per folder.
+        let known = if previous.is_empty() {
+            self.indexed_files()?
+        } else {
+            self.files_in(&walked)?
+        };
+        let found: Vec<&PathBuf> = walked.listed.iter().flat_map(|(_, f)| f).collect();
+        let on_disk: HashSet<&Path> = found.iter().map(|p| p.as_path()).collect();
+        let new: Vec<&PathBuf> = found.into_iter().filter(|p| !known.contains(*p)).collect();
+        // Known files of the folders listed (or gone) that are not there
+        // any more. A file the walk did not list but which is still there
+        // (in a folder that could not be read, or put in the index by
+        // another tool from a place the walk skips) is never dropped.
         let mut gone: Vec<PathBuf> = known
             .into_iter()
             .filter(|p| p.starts_with(&self.root) && !on_disk.contains(p.as_path()))
@@ -355,7 +545,66 @@ impl Index {
         }
         report.duplicate_id = duplicates.saturating_sub(report.renamed);
         progress(done, total);
+        // A folder with a file that failed is listed again next time.
+        let mut folders = walked.folders;
+        for (path, _) in &report.failed {
+            for dir in [Some(path.as_path()), path.parent()].into_iter().flatten() {
+                if let Ok(rel) = dir.strip_prefix(&self.root)
+                    && let Some(f) = rel.to_str().and_then(|r| folders.get_mut(r))
+                {
+                    f.mtime = None;
+                }
+            }
+        }
+        self.scanned = Some((uuid, folders));
         Ok(report)
+    }
+
+    /// The indexed files of the folders `walked` listed (those directly
+    /// in each) and of the folders it found gone (everything below them),
+    /// by notmuch's `path:` queries.
+    fn files_in(&self, walked: &walk::Walk) -> Result<HashSet<PathBuf>> {
+        let mut files = HashSet::new();
+        let quoted = |dir: &Path| -> Option<String> {
+            let rel = dir.strip_prefix(&self.root).ok()?.to_str()?;
+            Some(format!("\"{}\"", rel.replace('"', "\"\"")))
+        };
+        for (dir, _) in &walked.listed {
+            let Some(rel) = quoted(dir) else { continue };
+            for file in self.files_matching(&format!("path:{rel}"))? {
+                if file.parent() == Some(dir.as_path()) {
+                    files.insert(file);
+                }
+            }
+        }
+        for dir in &walked.vanished {
+            let Some(rel) = quoted(dir) else { continue };
+            let below = format!("\"{}/**\"", &rel[1..rel.len() - 1]);
+            for file in self.files_matching(&format!("path:{rel} or path:{below}"))? {
+                if file.starts_with(dir) {
+                    files.insert(file);
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Every file of every message matching `query`.
+    fn files_matching(&self, query: &str) -> Result<Vec<PathBuf>> {
+        let q = self.query(query)?;
+        q.set_sort(Sort::Unsorted);
+        let messages = q
+            .search_messages()
+            .map_err(|e| notmuch_error(ErrorKind::InputMissing, self.db_name(), e))?;
+        let mut files = Vec::new();
+        for message in messages {
+            match filenames(&self.root, &message) {
+                Ok(names) => files.extend(names),
+                Err(e) if is_damaged(&e) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(files)
     }
 
     /// The messages matching a notmuch query, newest first.
@@ -365,7 +614,7 @@ impl Index {
         let messages = q
             .search_messages()
             .map_err(|e| notmuch_error(ErrorKind::Usage, format!("query {query:?}"), e))?;
-        messages.map(|m| hit(&m)).collect()
+        messages.map(|m| hit(&self.root, &m)).collect()
     }
 
     /// How many messages match a notmuch query.
@@ -394,7 +643,7 @@ impl Index {
             .map_err(|e| notmuch_error(ErrorKind::Usage, format!("query {query:?}"), e))?;
         let mut count = 0;
         for message in messages {
-            let id = message.id().into_owned();
+            let id = message_id(&self.root, &message)?;
             let what = || format!("id:{id}");
             let _atomic = AtomicOperation::new(&self.db)
                 .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?;
@@ -427,7 +676,12 @@ impl Index {
     pub fn close(self) -> Result<()> {
         self.db
             .close()
-            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))
+            .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?;
+        // Only what the database has committed may be recorded as seen.
+        if let Some((uuid, folders)) = &self.scanned {
+            record::save(&self.root, uuid, folders)?;
+        }
+        Ok(())
     }
 
     fn db_name(&self) -> String {
@@ -567,7 +821,7 @@ impl Index {
         let Some(message) = found else {
             return Ok(Removed::NotIndexed);
         };
-        let id = message.id().into_owned();
+        let id = message_id(&self.root, &message)?;
         drop(message);
         let _atomic = AtomicOperation::new(&self.db)
             .map_err(|e| notmuch_error(ErrorKind::CannotCreate, self.db_name(), e))?;
@@ -607,8 +861,10 @@ impl Index {
             // A message with a file name that is not UTF-8 (put there by
             // another tool) cannot be read through the crate; its files
             // are then found again by the walk and skipped there.
-            if let Ok(names) = filenames(&message) {
-                files.extend(names);
+            match filenames(&self.root, &message) {
+                Ok(names) => files.extend(names),
+                Err(e) if is_damaged(&e) => return Err(e),
+                Err(_) => {}
             }
         }
         Ok(files)
@@ -626,7 +882,7 @@ impl Index {
             .db
             .find_message_by_filename(&file)
             .map_err(|e| notmuch_error(ErrorKind::InputMissing, file.display().to_string(), e))?;
-        Ok(found.map(|m| m.id().into_owned()))
+        found.map(|m| message_id(&self.root, &m)).transpose()
     }
 
     /// Drops file names that are gone from disk (moved away or deleted);
@@ -740,10 +996,11 @@ enum Removed {
 
 /// Failures that concern one file and let the others go on.
 fn is_per_file(err: &Error) -> bool {
-    matches!(err.kind(), ErrorKind::BadInput | ErrorKind::InputMissing)
+    matches!(err.kind(), ErrorKind::BadInput | ErrorKind::InputMissing) && !is_damaged(err)
 }
 
-fn hit(message: &Message) -> Result<Hit> {
+fn hit(root: &Path, message: &Message) -> Result<Hit> {
+    let files = filenames(root, message)?;
     let header = |name: &str| {
         message
             .header(name)
@@ -752,10 +1009,17 @@ fn hit(message: &Message) -> Result<Hit> {
             .map(|h| h.into_owned())
             .unwrap_or_default()
     };
-    Ok(Hit {
+    let not_utf8 = || {
+        Error::new(
+            ErrorKind::BadInput,
+            database_path(root).display().to_string(),
+            "a message's data is not UTF-8",
+        )
+    };
+    reading_message(root, not_utf8, || Hit {
         message_id: message.id().into_owned(),
         thread_id: message.thread_id().into_owned(),
-        files: filenames(message)?,
+        files,
         tags: message.tags().collect(),
         date: message.date(),
         from: header("from"),
@@ -764,25 +1028,85 @@ fn hit(message: &Message) -> Result<Hit> {
 }
 
 thread_local! {
-    /// Set while a call into the crate that may panic on a non-UTF-8 file
-    /// name runs under `catch_unwind`.
+    /// Set while a call into the crate that may panic runs under
+    /// `catch_unwind` (see [`guarded`]).
     static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Why a call into the crate panicked.
+enum Panicked {
+    /// A file name that is not UTF-8 (`to_str().unwrap()` in the crate).
+    NotUtf8,
+    /// Anything else: in practice a NULL that libnotmuch hands back when
+    /// it cannot read the database (an `assert!(!is_null())` in the crate).
+    Other(String),
+}
+
+/// Runs `f`, a call into the crate that may panic, and turns a panic into
+/// [`Panicked`]. The crate asserts on every pointer libnotmuch returns and
+/// unwraps every string as UTF-8, so a damaged database or a file name in
+/// another encoding would otherwise end the process.
+fn guarded<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Panicked> {
+    CATCHING.with(|c| c.set(true));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(false));
+    outcome.map_err(|payload| {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if text.contains("Utf8Error") {
+            Panicked::NotUtf8
+        } else {
+            Panicked::Other(text)
+        }
+    })
+}
+
+/// [`guarded`] for reading a message: a panic is a damaged database
+/// (`not_utf8` names the error for a file name in another encoding).
+fn reading_message<T>(
+    root: &Path,
+    not_utf8: impl FnOnce() -> Error,
+    f: impl FnOnce() -> T,
+) -> Result<T> {
+    guarded(f).map_err(|why| match why {
+        Panicked::NotUtf8 => not_utf8(),
+        Panicked::Other(text) => damaged(
+            database_path(root).display().to_string(),
+            &format!("libnotmuch returned no data ({text})"),
+        ),
+    })
+}
+
+/// A message's id, read under [`guarded`].
+fn message_id(root: &Path, message: &Message) -> Result<String> {
+    let not_utf8 = || {
+        Error::new(
+            ErrorKind::BadInput,
+            database_path(root).display().to_string(),
+            "a Message-ID is not UTF-8",
+        )
+    };
+    reading_message(root, not_utf8, || message.id().into_owned())
 }
 
 /// The file names of a message. The crate panics on one that is not
 /// UTF-8; that panic is caught and becomes an error naming the message.
-fn filenames(message: &Message) -> Result<Vec<PathBuf>> {
-    CATCHING.with(|c| c.set(true));
-    let names = panic::catch_unwind(AssertUnwindSafe(|| message.filenames().collect()));
-    CATCHING.with(|c| c.set(false));
-    names.map_err(|_| {
-        Error::new(
-            ErrorKind::BadInput,
-            format!("id:{}", message.id()),
-            "a file name of this message is not UTF-8; the notmuch crate cannot read it \
-             (rename the file and run mail-index new)",
-        )
-    })
+fn filenames(root: &Path, message: &Message) -> Result<Vec<PathBuf>> {
+    reading_message(
+        root,
+        || {
+            Error::new(
+                ErrorKind::BadInput,
+                format!("id:{}", message.id()),
+                "a file name of this message is not UTF-8; the notmuch crate cannot read it \
+                 (rename the file and run mail-index new)",
+            )
+        },
+        || message.filenames().collect(),
+    )
 }
 
 /// Keeps the panics this module catches (file names that are not UTF-8,
@@ -911,6 +1235,48 @@ fn open_database(root: &Path, mode: DatabaseMode) -> Result<Database> {
     })
 }
 
+/// Xapian's words for a write lock someone else holds ("Unable to get
+/// write lock on ...: already locked"). Not any text with "lock" in it:
+/// a truncated table says "EOF reading block 0".
+fn is_lock_message(text: &str) -> bool {
+    text.contains("write lock") || text.contains("already locked")
+}
+
+/// A Xapian failure that says the database itself is broken rather than
+/// out of reach: anything but a lock, a permission or a full disk.
+fn is_damage_message(text: &str) -> bool {
+    let elsewhere = [
+        "ermission denied",
+        "No space left",
+        "quota exceeded",
+        "Too many open files",
+        "Cannot allocate memory",
+    ];
+    !is_lock_message(text) && !elsewhere.iter().any(|e| text.contains(e))
+}
+
+/// How a damaged-database error's detail begins (see [`is_damaged`]).
+const DAMAGED: &str = "the notmuch database is damaged";
+
+/// A damaged database (truncated or missing Xapian tables, a corrupt
+/// block): bad data (exit 65), with the way out in the message.
+fn damaged(object: String, why: &str) -> Error {
+    Error::new(
+        ErrorKind::BadInput,
+        object,
+        format!(
+            "{DAMAGED} ({why}); `mail-index rebuild` makes it again from the maildir, \
+             with tags from the maildir flags"
+        ),
+    )
+}
+
+/// Whether `err` says the notmuch database is damaged (truncated or
+/// missing tables): nothing a retry mends; `mail-index rebuild` does.
+pub fn is_damaged(err: &Error) -> bool {
+    err.kind() == ErrorKind::BadInput && err.detail().starts_with(DAMAGED)
+}
+
 /// A libnotmuch failure as the library's error: a write lock held by
 /// someone else is `Locked`, a missing database `InputMissing`, a bad
 /// query `Usage`; other failures get `fallback`.
@@ -929,7 +1295,10 @@ fn notmuch_error(fallback: ErrorKind, object: String, err: notmuch::Error) -> Er
         .or_else(|| status.map(|s| s.to_string()))
         .unwrap_or_else(|| "libnotmuch failed".to_string());
     let kind = match status {
-        Some(Status::XapianException) if text.contains("lock") => ErrorKind::Locked,
+        Some(Status::XapianException) if is_lock_message(&text) => ErrorKind::Locked,
+        Some(Status::XapianException) if is_damage_message(&text) => {
+            return damaged(object, &text.replace('\n', " "));
+        }
         Some(Status::NoDatabase) => ErrorKind::InputMissing,
         Some(Status::BadQuerySyntax) => ErrorKind::Usage,
         Some(Status::ReadOnlyDatabase) => ErrorKind::Usage,

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod bot;
+pub mod child;
 pub mod cli;
 pub mod compose;
 pub mod config;
@@ -18,7 +19,10 @@ pub mod imap;
 pub mod index;
 pub mod lockfile;
 pub mod maildir;
+pub mod migrate;
+pub mod manpage;
 pub mod mime;
+pub mod private;
 pub mod queue;
 pub mod sendmail;
 pub mod shell;
@@ -26,7 +30,13 @@ pub mod smtp;
 pub mod sync;
 pub mod tls;
 pub mod tnef;
+pub mod url;
 pub mod uuencode;
+
+/// Where the test corpora are (the same file the integration tests use).
+#[cfg(test)]
+#[path = "../../tests/support/corpora.rs"]
+mod test_corpora;
 
 pub use error::{Error, ErrorKind, Result};
 pub use exit::Exit;

@@ -9,12 +9,19 @@
 //! separator, Dovecot size fields (`,S=`, `,W=`), custom lowercase flags and
 //! files in `cur/` without any info are all accepted.
 //!
+//! Messages are delivered with Unix line ends, as Postfix, Dovecot, mbsync
+//! and offlineimap store them and as `grep`, `diff` and mail readers
+//! expect: each CRLF of the message becomes LF and nothing else changes
+//! ([`LineEnds::Lf`], the default; [`LineEnds::Crlf`] keeps the bytes as
+//! given). [`Maildir::stage`] stays byte for byte, for callers that keep
+//! exact copies (an outbox).
+//!
 //! This module does not lock, keep sync state or parse messages; those live
 //! with the tools that need them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -118,10 +125,97 @@ fn file_name_with_flags(unique: &str, separator: Option<char>, flags: &str) -> S
     format!("{unique}{sep}2,{}", normalize_flags(flags))
 }
 
+/// How line ends are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineEnds {
+    /// Each CRLF stored as LF, the Unix convention (what Dovecot, Postfix,
+    /// mbsync and offlineimap write); bare CRs and everything else stay.
+    #[default]
+    Lf,
+    /// As given: the CRLF a server sends (or a composer writes) is kept.
+    Crlf,
+}
+
+impl LineEnds {
+    /// `lf` or `crlf`, as flags and the configuration write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineEnds::Lf => "lf",
+            LineEnds::Crlf => "crlf",
+        }
+    }
+}
+
+/// Turns each CRLF into LF in a stream of chunks, CRs split from their
+/// LF at a chunk boundary included, and leaves every other byte as it is.
+#[derive(Debug, Default)]
+pub struct CrlfToLf {
+    /// The last chunk ended in a CR that is not written yet.
+    held_cr: bool,
+}
+
+impl CrlfToLf {
+    /// Converts `chunk`, handing the result to `out` in one or more pieces.
+    pub fn feed(
+        &mut self,
+        mut chunk: &[u8],
+        out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.held_cr {
+            self.held_cr = false;
+            if chunk.first() != Some(&b'\n') {
+                out(b"\r")?;
+            }
+        }
+        while let Some(at) = memchr::memchr(b'\r', chunk) {
+            match chunk.get(at + 1) {
+                Some(b'\n') => {
+                    out(&chunk[..at])?;
+                    chunk = &chunk[at + 1..];
+                }
+                Some(_) => {
+                    out(&chunk[..=at])?;
+                    chunk = &chunk[at + 1..];
+                }
+                None => {
+                    out(&chunk[..at])?;
+                    self.held_cr = true;
+                    return Ok(());
+                }
+            }
+        }
+        if chunk.is_empty() { Ok(()) } else { out(chunk) }
+    }
+
+    /// Writes what is held back at the end of the stream (a final CR).
+    pub fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        if std::mem::take(&mut self.held_cr) {
+            out(b"\r")?;
+        }
+        Ok(())
+    }
+}
+
+/// `message` with each CRLF made LF (see [`LineEnds::Lf`]).
+pub fn crlf_to_lf(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len());
+    let mut conv = CrlfToLf::default();
+    let mut push = |piece: &[u8]| {
+        out.extend_from_slice(piece);
+        Ok(())
+    };
+    // Writing into a Vec cannot fail.
+    let _ = conv.feed(message, &mut push);
+    let _ = conv.finish(&mut push);
+    out
+}
+
 /// A maildir folder on disk (the directory holding `tmp/`, `new/`, `cur/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Maildir {
     root: PathBuf,
+    line_ends: LineEnds,
 }
 
 /// A message written to `tmp/` and flushed, not yet visible to readers.
@@ -141,7 +235,16 @@ impl Maildir {
     /// A handle on an existing or future maildir at `root`. Nothing is
     /// checked or created; see [`Maildir::create`] and [`Maildir::open`].
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Maildir { root: root.into() }
+        Maildir {
+            root: root.into(),
+            line_ends: LineEnds::default(),
+        }
+    }
+
+    /// The same folder, delivering with `line_ends` (LF by default).
+    pub fn with_line_ends(mut self, line_ends: LineEnds) -> Self {
+        self.line_ends = line_ends;
+        self
     }
 
     /// Opens an existing maildir, failing with `InputMissing` when any of
@@ -165,11 +268,9 @@ impl Maildir {
     /// missing; an existing maildir is left as it is.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
         let md = Maildir::at(root);
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true).mode(0o700);
         for sub in SUBDIRS {
             let p = md.root.join(sub);
-            builder.create(&p).map_err(|e| Error::writing(&p, e))?;
+            crate::private::create_dir_all(&p).map_err(|e| Error::writing(&p, e))?;
         }
         Ok(md)
     }
@@ -187,7 +288,7 @@ impl Maildir {
         let sub = Maildir::create(&dir)?;
         let marker = dir.join("maildirfolder");
         if !marker.exists() {
-            File::create(&marker).map_err(|e| Error::writing(&marker, e))?;
+            crate::private::create_marker(&marker).map_err(|e| Error::writing(&marker, e))?;
         }
         Ok(sub)
     }
@@ -272,19 +373,28 @@ impl Maildir {
         Ok(out)
     }
 
-    /// Delivers `message` into `new/` and returns its path.
+    /// Delivers `message` into `new/`, with this folder's line ends (each
+    /// CRLF made LF unless [`LineEnds::Crlf`]), and returns its path.
     pub fn deliver(&self, message: &[u8]) -> Result<PathBuf> {
-        self.stage(message)?.commit()
+        self.stage_delivery(message)?.commit()
     }
 
     /// Delivers `message` straight into `cur/` with `flags` (as a sync tool
-    /// does for a message already seen elsewhere) and returns its path.
+    /// does for a message already seen elsewhere), line ends as
+    /// [`Maildir::deliver`], and returns its path.
     pub fn deliver_with_flags(&self, message: &[u8], flags: &str) -> Result<PathBuf> {
-        self.stage(message)?.commit_with_flags(flags)
+        self.stage_delivery(message)?.commit_with_flags(flags)
     }
 
-    /// Writes `message` under `tmp/` and flushes it, without making it
-    /// visible. See [`Staged`].
+    fn stage_delivery(&self, message: &[u8]) -> Result<Staged<'_>> {
+        match self.line_ends {
+            LineEnds::Crlf => self.stage(message),
+            LineEnds::Lf => self.stage(&crlf_to_lf(message)),
+        }
+    }
+
+    /// Writes `message` under `tmp/` byte for byte (whatever the line
+    /// ends) and flushes it, without making it visible. See [`Staged`].
     pub fn stage(&self, message: &[u8]) -> Result<Staged<'_>> {
         self.stage_from(&mut &message[..])
     }
@@ -656,10 +766,8 @@ mod tests {
         assert_eq!(micros.len(), 6, "{name}");
     }
 
-    fn corpus(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/corpora")
-            .join(rel)
+    fn corpus(rel: &str) -> Option<PathBuf> {
+        crate::test_corpora::path(rel)
     }
 
     #[test]
@@ -704,13 +812,70 @@ mod tests {
     }
 
     #[test]
-    fn deliver_writes_exact_bytes_into_new() {
+    fn crlf_becomes_lf_and_nothing_else_changes_at_any_chunk_boundary() {
+        let cases: [(&[u8], &[u8]); 9] = [
+            (b"a\r\nb\r\n", b"a\nb\n"),
+            (b"bare\rcr\r\n", b"bare\rcr\n"),
+            (b"cr cr lf\r\r\n", b"cr cr lf\r\n"),
+            (b"lf\nalready\n", b"lf\nalready\n"),
+            (b"ends in cr\r", b"ends in cr\r"),
+            (b"\r\r\r", b"\r\r\r"),
+            (b"\r\n\r\n", b"\n\n"),
+            (b"8bit \xe9\xff\r\n\x01\x7f", b"8bit \xe9\xff\n\x01\x7f"),
+            (b"", b""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                crlf_to_lf(input),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+            for size in 1..=4 {
+                let mut out = Vec::new();
+                let mut conv = CrlfToLf::default();
+                let mut push = |p: &[u8]| {
+                    out.extend_from_slice(p);
+                    Ok(())
+                };
+                for chunk in input.chunks(size) {
+                    conv.feed(chunk, &mut push).unwrap();
+                }
+                conv.finish(&mut push).unwrap();
+                assert_eq!(
+                    out,
+                    want,
+                    "chunks of {size}: {:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deliver_writes_lf_unless_told_to_keep_crlf() {
         let dir = tempfile::tempdir().unwrap();
         let md = Maildir::create(dir.path().join("INBOX")).unwrap();
         let msg = b"Subject: hi\r\n\r\nbody\r\n";
         let path = md.deliver(msg).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"Subject: hi\n\nbody\n");
+        let kept = md
+            .clone()
+            .with_line_ends(LineEnds::Crlf)
+            .deliver(msg)
+            .unwrap();
+        assert_eq!(fs::read(&kept).unwrap(), msg);
+        let staged = md.stage(msg).unwrap().commit().unwrap();
+        assert_eq!(
+            fs::read(&staged).unwrap(),
+            msg,
+            "stage keeps bytes as given"
+        );
+        for p in [&path, &kept, &staged] {
+            fs::remove_file(p).unwrap();
+        }
+        let path = md.deliver(msg).unwrap();
         assert_eq!(path.parent().unwrap(), md.path().join("new"));
-        assert_eq!(fs::read(&path).unwrap(), msg);
         assert!(
             fs::read_dir(md.path().join("tmp"))
                 .unwrap()
@@ -851,10 +1016,9 @@ mod tests {
 
     #[test]
     fn reads_the_mu_corpus_maildir() {
-        let root = corpus("mu-maildirs/testdata/testdir");
-        if !root.exists() {
-            panic!("corpus missing: {}", root.display());
-        }
+        let Some(root) = corpus("mu-maildirs/testdata/testdir") else {
+            return;
+        };
         let md = Maildir::open(&root).unwrap();
         let all = md.list().unwrap();
         let new = all.iter().filter(|e| e.subdir == Subdir::New).count();
@@ -866,7 +1030,7 @@ mod tests {
             (special.separator, special.flags.as_str()),
             (Some('!'), "Sabc")
         );
-        let nested = Maildir::at(corpus("mu-maildirs/testdata/testdir2"));
+        let nested = Maildir::at(corpus("mu-maildirs/testdata/testdir2").unwrap());
         let subs = nested.subfolders().unwrap();
         let subs: Vec<_> = subs.iter().map(|p| p.to_str().unwrap()).collect();
         assert_eq!(subs, vec!["Foo", "bar", "wom_bat"]);
@@ -874,7 +1038,10 @@ mod tests {
 
     #[test]
     fn reads_the_stalwart_corpus_maildir() {
-        let md = Maildir::open(corpus("stalwart-mail-parser/resources/maildir")).unwrap();
+        let Some(dir) = corpus("stalwart-mail-parser/resources/maildir") else {
+            return;
+        };
+        let md = Maildir::open(dir).unwrap();
         let all = md.list().unwrap();
         assert_eq!(all.len(), 2);
         let cur = all.iter().find(|e| e.subdir == Subdir::Cur).unwrap();

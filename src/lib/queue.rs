@@ -17,7 +17,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -47,11 +47,7 @@ impl Outbox {
     pub fn create(dir: &Path) -> Result<Outbox> {
         let maildir = Maildir::create(dir)?;
         let envelopes = dir.join("envelopes");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&envelopes)
-            .map_err(|e| Error::writing(&envelopes, e))?;
+        crate::private::create_dir_all(&envelopes).map_err(|e| Error::writing(&envelopes, e))?;
         Ok(Outbox { maildir, envelopes })
     }
 

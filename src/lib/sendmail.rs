@@ -5,32 +5,31 @@
 //! It does not look for the program or run `sendmail -t`: the envelope
 //! is always given on the command line.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::smtp::Envelope;
 
-/// Pipes `message` to `program -oi -f FROM -- RCPT...`.
+/// How long the sendmail program may take: it only has to queue the
+/// message. After that it is killed with its process group (exit 75).
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Pipes `message` to `program -oi -f FROM -- RCPT...`, without
+/// mailbot's secret variables in its environment ([`crate::child`]).
 ///
 /// A program that cannot be started is `Refused` (exit 69); its own exit
 /// status keeps its sysexits meaning ([`kind_for_status`]).
 pub fn pipe(program: &Path, envelope: &Envelope, message: &[u8]) -> Result<()> {
     let object = program.display().to_string();
-    let mut child = Command::new(program)
-        .arg("-oi")
+    let mut cmd = crate::child::command(program);
+    cmd.arg("-oi")
         .arg("-f")
         .arg(&envelope.from)
         .arg("--")
-        .args(&envelope.to)
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::new(ErrorKind::Refused, &object, "cannot run").with_source(e))?;
-    let written = child.stdin.take().map(|mut stdin| stdin.write_all(message));
-    let status = child
-        .wait()
-        .map_err(|e| Error::new(ErrorKind::Temporary, &object, "lost").with_source(e))?;
+        .args(&envelope.to);
+    let (ended, written) = crate::child::run_with_input(&mut cmd, message, TIMEOUT, &object)?;
+    let status = ended.status(&object)?;
     if !status.success() {
         return Err(Error::new(
             kind_for_status(status.code()),
@@ -38,7 +37,7 @@ pub fn pipe(program: &Path, envelope: &Envelope, message: &[u8]) -> Result<()> {
             format!("failed ({status})"),
         ));
     }
-    if let Some(Err(e)) = written {
+    if let Some(e) = written {
         return Err(Error::new(
             ErrorKind::Temporary,
             object,

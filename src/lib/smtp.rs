@@ -45,9 +45,13 @@ pub enum Security {
     },
     /// `smtps://`: TLS from the first byte.
     Implicit,
+    /// `smtp://...?starttls=none`: cleartext throughout (a relay on this
+    /// machine); credentials are then sent only with
+    /// `--allow-plaintext-auth`.
+    Plain,
 }
 
-/// A parsed `smtp://[user@]host[:port][?starttls=opportunistic]` or
+/// A parsed `smtp://[user@]host[:port][?starttls=opportunistic|none]` or
 /// `smtps://[user@]host[:port]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmtpUrl {
@@ -62,101 +66,63 @@ pub struct SmtpUrl {
 }
 
 impl SmtpUrl {
-    /// Parses a URL. A password in the URL is refused: secrets never go
-    /// on the command line.
+    /// Parses a URL. A password in the URL is refused (secrets never go
+    /// on the command line), and errors never show it.
     pub fn parse(text: &str) -> Result<SmtpUrl> {
-        let bad =
-            |why: &str| Error::new(ErrorKind::Usage, format!("URL {text:?}"), why.to_string());
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| bad("expected smtp://HOST[:PORT] or smtps://HOST[:PORT]"))?;
-        let (mut security, default_port) = match scheme.to_ascii_lowercase().as_str() {
+        let parts = crate::url::parse(text, "smtp://HOST[:PORT] or smtps://HOST[:PORT]")?;
+        let bad = |why: &str| crate::url::usage(text, why);
+        let (mut security, default_port) = match parts.scheme.as_str() {
             "smtp" => (Security::StartTls { required: true }, 587),
             "smtps" => (Security::Implicit, 465),
             _ => return Err(bad("scheme must be smtp:// (STARTTLS) or smtps:// (TLS)")),
         };
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let rest = rest.trim_end_matches('/');
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair {
-                "starttls=opportunistic" if matches!(security, Security::StartTls { .. }) => {
+        for pair in &parts.query {
+            match pair.as_str() {
+                "starttls=opportunistic" if security != Security::Implicit => {
                     security = Security::StartTls { required: false }
                 }
-                "starttls=required" if matches!(security, Security::StartTls { .. }) => {}
+                "starttls=none" if security != Security::Implicit => security = Security::Plain,
+                "starttls=required" if security != Security::Implicit => {}
                 _ => {
                     return Err(bad(&format!(
-                        "unknown parameter {pair:?} (known: starttls=opportunistic)"
+                        "unknown parameter {pair:?} (known for smtp://: starttls=required, \
+                         starttls=opportunistic, starttls=none)"
                     )));
                 }
             }
         }
-        let (user, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) => {
-                if u.contains(':') {
-                    return Err(bad(
-                        "a password in the URL is refused; use --password-command or MAILBOT_PASSWORD",
-                    ));
-                }
-                (
-                    Some(percent_decode(u).map_err(|_| bad("bad %-escape in user"))?),
-                    h,
-                )
-            }
-            None => (None, rest),
-        };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("missing ']'"))?;
-            (h.to_string(), after.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (hostport.to_string(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
-            None => default_port,
-        };
         Ok(SmtpUrl {
             security,
-            host,
-            port,
-            user: user.filter(|u| !u.is_empty()),
+            host: parts.host,
+            port: parts.port.unwrap_or(default_port),
+            user: parts.user,
         })
     }
 
     /// `scheme://host:port`, as errors name the server (no user).
     pub fn display(&self) -> String {
-        let scheme = match self.security {
-            Security::Implicit => "smtps",
-            Security::StartTls { .. } => "smtp",
-        };
+        let scheme = self.scheme();
         if self.host.contains(':') {
             format!("{scheme}://[{}]:{}", self.host, self.port)
         } else {
             format!("{scheme}://{}:{}", self.host, self.port)
         }
     }
-}
 
-fn percent_decode(text: &str) -> std::result::Result<String, ()> {
-    let b = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = text.get(i + 1..i + 3).ok_or(())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
+    /// `smtp` or `smtps`.
+    pub fn scheme(&self) -> &'static str {
+        match self.security {
+            Security::Implicit => "smtps",
+            Security::StartTls { .. } | Security::Plain => "smtp",
         }
     }
-    String::from_utf8(out).map_err(|_| ())
+
+    /// The server and login name a secret is tied to; `user` stands in
+    /// when the URL has none.
+    pub fn endpoint(&self, user: Option<&str>) -> crate::url::Endpoint {
+        crate::url::Endpoint::new(self.scheme(), self.user.as_deref(), &self.host, self.port)
+            .with_default_user(user)
+    }
 }
 
 /// Credentials for AUTH.
@@ -183,8 +149,11 @@ pub enum Auth {
 pub struct Settings {
     /// The TLS configuration ([`tls::client_config`]).
     pub tls: Arc<rustls::ClientConfig>,
-    /// `--insecure`: allows a missing STARTTLS and AUTH in cleartext too.
-    pub insecure: bool,
+    /// `--allow-plaintext-auth`: credentials may be sent over a
+    /// connection without TLS (only a `?starttls=none` or
+    /// `?starttls=opportunistic` URL can have one). Certificate checks
+    /// (`--insecure`) have nothing to do with it.
+    pub allow_plaintext_auth: bool,
     /// The name we give in EHLO.
     pub helo: String,
     /// Credentials, when the server wants them.
@@ -337,7 +306,7 @@ impl Session {
                 ),
                 true,
             ),
-            Security::StartTls { .. } => (Wire::Plain(tcp), false),
+            Security::StartTls { .. } | Security::Plain => (Wire::Plain(tcp), false),
         };
         let mut session = Session {
             wire: BufReader::with_capacity(READ_BUFFER, wire),
@@ -364,20 +333,24 @@ impl Session {
                     .start_tls(&url.host, &settings.tls, &object, READ_BUFFER)?;
                 secured = true;
                 session.hello(&settings.helo)?;
-            } else if required && !settings.insecure {
+            } else if required {
+                // Whatever --insecure says: a server that does not offer
+                // STARTTLS may be an attacker who removed it.
                 return Err(Error::new(
                     ErrorKind::Tls,
                     &session.object,
-                    "server does not offer STARTTLS (add ?starttls=opportunistic to the URL to send in cleartext)",
+                    "server does not offer STARTTLS (someone may have removed it; \
+                     ?starttls=none in the URL sends in cleartext)",
                 ));
             }
         }
         if let Some(auth) = &settings.auth {
-            if !secured && !settings.insecure {
+            if !secured && !settings.allow_plaintext_auth {
                 return Err(Error::new(
                     ErrorKind::Tls,
                     &session.object,
-                    "refusing to send credentials over a cleartext connection",
+                    "refusing to send credentials over a connection without TLS \
+                     (--allow-plaintext-auth would allow it)",
                 ));
             }
             session.authenticate(auth)?;
@@ -903,6 +876,11 @@ mod tests {
         assert_eq!(u.security, Security::StartTls { required: false });
         let u = SmtpUrl::parse("smtp://[::1]:25").unwrap();
         assert_eq!(u.display(), "smtp://[::1]:25");
+        let u = SmtpUrl::parse("smtp://h:25?starttls=none").unwrap();
+        assert_eq!(
+            (u.security, u.display()),
+            (Security::Plain, "smtp://h:25".into())
+        );
         for bad in [
             "mail.x.test",
             "http://h",
@@ -910,6 +888,7 @@ mod tests {
             "smtp://h:port",
             "smtp://h?x=y",
             "smtps://h?starttls=opportunistic",
+            "smtps://h?starttls=none",
             "smtp://",
         ] {
             assert_eq!(SmtpUrl::parse(bad).unwrap_err().exit().code(), 64, "{bad}");

@@ -22,9 +22,13 @@
 //! Message-ID and size (content hash when that is ambiguous) instead of
 //! downloading again.
 //!
-//! Files are kept exactly as the server sends `BODY[]` (CRLF line ends
-//! from Dovecot): the sha256 of a local file is the sha256 of the
-//! server's message. mbsync and offlineimap convert to LF; we do not.
+//! Files are the server's `BODY[]` with each CRLF made LF and nothing
+//! else changed, as Dovecot, mbsync and offlineimap store mail on Unix
+//! ([`crate::maildir::LineEnds`]; `Crlf` keeps the bytes as sent): a
+//! local file equals the file Dovecot keeps for the message. Names carry
+//! the local size (`S=`) and, when it differs, the size on the wire
+//! (`W=`, as Dovecot writes it), so matching against the server needs no
+//! read of the file. Uploads turn LF back into CRLF.
 //!
 //! This module does not index (mail-index does, from the paths
 //! [`run`] reports), create server folders for local ones, or follow
@@ -38,7 +42,6 @@ pub mod state;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -127,6 +130,9 @@ pub struct Options {
     pub expunge: Expunge,
     /// Network timeout (connect, and each read and write).
     pub timeout: Duration,
+    /// How fetched messages store their line ends: LF (each CRLF the
+    /// server sends made LF, the default) or as sent.
+    pub line_ends: crate::maildir::LineEnds,
 }
 
 /// A message that arrived in the local maildir.
@@ -161,6 +167,10 @@ pub struct FolderReport {
     pub expunged_server: usize,
     /// Why the folder failed, if it did.
     pub error: Option<String>,
+    /// The folder's special use as the server's LIST gave it (RFC 6154:
+    /// `\Sent`, `\Junk`, `\Trash`, `\Drafts`, ...), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub special_use: Option<String>,
 }
 
 impl FolderReport {
@@ -534,7 +544,7 @@ fn connect(options: &Options, tuning: &Tuning) -> Result<Session> {
         &config,
         &options.auth,
         options.timeout,
-        options.tls.insecure,
+        options.tls.allow_plaintext_auth,
     )?;
     session.disable_capabilities(&tuning.disable_extensions);
     session.enable(&["QRESYNC"])?;
@@ -545,11 +555,7 @@ fn connect(options: &Options, tuning: &Tuning) -> Result<Session> {
 /// missing); held until the file is dropped.
 pub fn lock(maildir: &Path) -> Result<File> {
     let dir = maildir.join(".mailbot");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| Error::writing(&dir, e))?;
+    crate::private::create_dir_all(&dir).map_err(|e| Error::writing(&dir, e))?;
     let path = dir.join("lock");
     crate::lockfile::try_lock(
         &path,
@@ -808,17 +814,36 @@ fn pass(
                 folder::sync_folder(session, options, tuning, mailbox, &local, on_new, on_event)
             }
         };
-        let done = match outcome {
+        let mut done = match outcome {
             Ok(r) => r,
             Err(e) if breaks_session(&e) => return Err(e),
             Err(e) => {
                 FolderReport::failed(mailbox.name.clone(), local.clone(), crate::error::chain(&e))
             }
         };
+        done.special_use = special_use(&mailbox.attributes);
         on_event(Event::FolderDone(&done));
         report.folders.push(done);
     }
     Ok(report)
+}
+
+/// The RFC 6154 special-use attribute among a LIST response's attributes.
+fn special_use(attributes: &[String]) -> Option<String> {
+    const USES: [&str; 7] = [
+        "\\All",
+        "\\Archive",
+        "\\Drafts",
+        "\\Flagged",
+        "\\Junk",
+        "\\Sent",
+        "\\Trash",
+    ];
+    attributes.iter().find_map(|a| {
+        USES.iter()
+            .find(|u| u.eq_ignore_ascii_case(a))
+            .map(|u| u.to_string())
+    })
 }
 
 #[cfg(test)]

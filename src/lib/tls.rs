@@ -1,17 +1,24 @@
 //! TLS client set-up shared by the protocol clients: a rustls
-//! configuration that trusts the bundled Mozilla roots (webpki-roots) or
-//! exactly the certificates of a `--ca-file`, and, only when `--insecure`
-//! is asked for by name, one that accepts any certificate. Also the
-//! handshake itself and the test that tells a TLS failure (exit 76) from
-//! a network one (exit 75).
+//! configuration that trusts the system's certificate store, as OpenSSL,
+//! curl and msmtp do, plus any `--ca-file`; exactly the given CA files
+//! with `--only-ca-file`; and, only when `--insecure` is asked for by
+//! name, any certificate at all. Also the handshake itself and the test
+//! that tells a TLS failure (exit 76) from a network one (exit 75).
 //!
-//! It does not read system certificate stores, do client certificates or
-//! pin keys.
+//! The system store is read by rustls-native-certs, the way OpenSSL
+//! finds it: `SSL_CERT_FILE` and `SSL_CERT_DIR` when set, else the
+//! platform's bundle and directory (`/etc/ssl/certs` on Debian). That is
+//! the one place the library looks at the environment, as every TLS
+//! client on the system does. Only when the store holds no usable
+//! certificate are the bundled Mozilla roots (webpki-roots) used. The
+//! store is read once per process.
+//!
+//! It does not do client certificates, revocation or key pinning.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -30,17 +37,64 @@ pub type TlsStream = rustls::StreamOwned<ClientConnection, TcpStream>;
 /// How to verify servers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
-    /// Trust exactly the certificates in this PEM file instead of the
-    /// bundled roots.
-    pub ca_file: Option<PathBuf>,
-    /// Accept any certificate (tests only).
+    /// PEM files of CA certificates trusted besides the system's store
+    /// (`--ca-file`, repeatable).
+    pub ca_files: Vec<PathBuf>,
+    /// Trust only `ca_files`: neither the system's store nor the bundled
+    /// roots (`--only-ca-file`).
+    pub ca_files_only: bool,
+    /// Accept any certificate (tests only). STARTTLS is still required
+    /// and credentials still need TLS: this only stops the check of the
+    /// certificate.
     pub insecure: bool,
+    /// Credentials may be sent over a connection without TLS
+    /// (`--allow-plaintext-auth`); only a URL that asks for no STARTTLS
+    /// can have such a connection.
+    pub allow_plaintext_auth: bool,
+}
+
+/// Where the trusted roots came from, for `-v` and the README's promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootSource {
+    /// The system's store (or `SSL_CERT_FILE` / `SSL_CERT_DIR`).
+    System,
+    /// The bundled Mozilla roots: the system store held none.
+    Bundled,
+}
+
+/// The system's trusted roots, read once: (store, source).
+fn system_roots() -> &'static (RootCertStore, RootSource) {
+    static ROOTS: OnceLock<(RootCertStore, RootSource)> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::debug!("system certificate store: {e}");
+        }
+        let mut store = RootCertStore::empty();
+        let (added, _ignored) = store.add_parsable_certificates(found.certs);
+        if added > 0 {
+            tracing::debug!("trusting {added} CA certificates of the system store");
+            (store, RootSource::System)
+        } else {
+            tracing::debug!("the system store holds no CA certificate: using the bundled roots");
+            let bundled = RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            (bundled, RootSource::Bundled)
+        }
+    })
+}
+
+/// Where the roots a default [`TlsOptions`] trusts come from.
+pub fn system_root_source() -> RootSource {
+    system_roots().1
 }
 
 /// The rustls client configuration for `options`.
 ///
 /// A CA file that cannot be read or holds no certificate is a
-/// configuration error (exit 78) naming the file.
+/// configuration error (exit 78) naming the file, and so is
+/// `ca_files_only` with no file.
 pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -52,38 +106,55 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
             .with_no_client_auth()
     } else {
-        let roots = match &options.ca_file {
-            Some(path) => roots_from_pem(path)?,
-            None => RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            },
-        };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder
+            .with_root_certificates(trusted_roots(options)?)
+            .with_no_client_auth()
     };
     Ok(Arc::new(config))
 }
 
-fn roots_from_pem(path: &Path) -> Result<RootCertStore> {
+/// The roots `options` trusts (see [`TlsOptions`]).
+pub fn trusted_roots(options: &TlsOptions) -> Result<RootCertStore> {
+    if options.ca_files_only && options.ca_files.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "--only-ca-file",
+            "names no CA file to trust",
+        ));
+    }
+    let mut roots = if options.ca_files_only {
+        RootCertStore::empty()
+    } else {
+        system_roots().0.clone()
+    };
+    for path in &options.ca_files {
+        add_pem(&mut roots, path)?;
+    }
+    Ok(roots)
+}
+
+fn add_pem(roots: &mut RootCertStore, path: &Path) -> Result<()> {
     let object = path.display().to_string();
     let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
         Error::new(ErrorKind::Config, &object, "cannot read CA file").with_source(e)
     })?;
-    let mut roots = RootCertStore::empty();
+    let mut added = 0;
     for cert in certs {
         let cert =
             cert.map_err(|e| Error::new(ErrorKind::Config, &object, "bad PEM").with_source(e))?;
         roots.add(cert).map_err(|e| {
             Error::new(ErrorKind::Config, &object, "unusable CA certificate").with_source(e)
         })?;
+        added += 1;
     }
-    if roots.is_empty() {
+    if added == 0 {
         return Err(Error::new(
             ErrorKind::Config,
             object,
             "holds no PEM certificate",
         ));
     }
-    Ok(roots)
+    Ok(())
 }
 
 /// Runs the TLS handshake over `tcp` for `host` and returns the stream.
@@ -113,9 +184,15 @@ pub fn handshake(
 fn tls_error(object: &str, e: io::Error) -> Error {
     let ours = e
         .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        .is_some();
-    if ours {
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    if let Some(rustls::Error::InvalidCertificate(_)) = ours {
+        Error::new(
+            ErrorKind::Tls,
+            object,
+            "certificate not verified (a CA outside the system's store needs --ca-file)",
+        )
+        .with_source(e)
+    } else if ours.is_some() {
         Error::new(ErrorKind::Tls, object, "TLS handshake failed").with_source(e)
     } else {
         Error::new(
@@ -350,7 +427,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bundled_roots_and_insecure_build() {
+    fn default_and_insecure_configurations_build() {
         client_config(&TlsOptions::default()).unwrap();
         client_config(&TlsOptions {
             insecure: true,
@@ -360,23 +437,57 @@ mod tests {
     }
 
     #[test]
+    fn ca_files_add_to_the_system_roots_or_replace_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("one.pem");
+        std::fs::write(&pem, TEST_CA).unwrap();
+        let system = trusted_roots(&TlsOptions::default()).unwrap().len();
+        assert!(system > 0);
+        let added = trusted_roots(&TlsOptions {
+            ca_files: vec![pem.clone()],
+            ..TlsOptions::default()
+        })
+        .unwrap();
+        assert_eq!(added.len(), system + 1);
+        let only = trusted_roots(&TlsOptions {
+            ca_files: vec![pem],
+            ca_files_only: true,
+            ..TlsOptions::default()
+        })
+        .unwrap();
+        assert_eq!(only.len(), 1);
+        let err = trusted_roots(&TlsOptions {
+            ca_files_only: true,
+            ..TlsOptions::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.exit().code(), 78);
+    }
+
+    #[test]
     fn bad_ca_files_are_configuration_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.pem");
         let err = client_config(&TlsOptions {
-            ca_file: Some(missing),
-            insecure: false,
+            ca_files: vec![missing],
+            ..TlsOptions::default()
         })
         .unwrap_err();
         assert_eq!(err.exit().code(), 78);
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let err = client_config(&TlsOptions {
-            ca_file: Some(empty.clone()),
-            insecure: false,
+            ca_files: vec![empty.clone()],
+            ..TlsOptions::default()
         })
         .unwrap_err();
         assert_eq!(err.exit().code(), 78);
         assert!(err.to_string().contains("empty.pem"), "{err}");
     }
+
+    /// A self-signed CA certificate made for these tests (`openssl req
+    /// -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj
+    /// '/CN=mailbot test CA' -days 36500 -addext
+    /// basicConstraints=critical,CA:TRUE`; its key was thrown away).
+    const TEST_CA: &str = include_str!("../../fixtures/tls/test-ca.pem");
 }

@@ -773,7 +773,9 @@ mod tests {
 
     #[test]
     fn corpus_blocks_decode_to_the_original_files() {
-        const CORPORA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpora");
+        let Some(corpora) = crate::test_corpora::root() else {
+            return;
+        };
         let zbateson = "zbateson-mail-mime-parser/tests/_data/emails";
         // (message, [(name in the begin line, original file)]); an original
         // without a folder is in zbateson's files/.
@@ -819,16 +821,16 @@ mod tests {
             ),
         ];
         for (message, expected) in cases {
-            let text = std::fs::read(format!("{CORPORA}/{message}")).unwrap();
+            let text = std::fs::read(corpora.join(message)).unwrap();
             let found = find_blocks(&text);
             let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
             let expected_names: Vec<&str> = expected.iter().map(|(n, _)| *n).collect();
             assert_eq!(names, expected_names, "{message}");
             for (block, (_, original)) in found.iter().zip(expected.iter()) {
                 let original = if original.contains('/') {
-                    format!("{CORPORA}/{original}")
+                    corpora.join(original)
                 } else {
-                    format!("{CORPORA}/{zbateson}/files/{original}")
+                    corpora.join(zbateson).join("files").join(original)
                 };
                 let original = std::fs::read(original).unwrap();
                 assert!(block.data == original, "{message}: {} differs", block.name);

@@ -1,6 +1,7 @@
 //! Shared by the mail-index tests: a maildir built from real messages of
-//! `../shared/corpora` (notmuch's own test maildir plus malformed, 8-bit
-//! and attachment-carrying messages from other suites), the mail-index
+//! the corpora (`MAILBOT_CORPORA` or `../shared/corpora`: notmuch's own
+//! test maildir plus malformed, 8-bit and attachment-carrying messages
+//! from other suites; without them those tests are skipped), the mail-index
 //! binary run in a clean environment, and the notmuch CLI pointed at the
 //! same database through a configuration file of its own.
 
@@ -13,14 +14,13 @@ use std::process::{Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mail-index");
 
-pub fn corpora() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
-    assert!(
-        dir.join("notmuch/test/corpora/default").is_dir(),
-        "corpora missing: {}",
-        dir.display()
-    );
-    dir
+#[path = "../support/corpora.rs"]
+mod corpus_root;
+
+/// The corpora, or `None` (the test is skipped) when there are none.
+pub fn corpora() -> Option<PathBuf> {
+    corpus_root::path("notmuch/test/corpora/default")?;
+    corpus_root::root()
 }
 
 /// Messages copied into `.Corpus/cur/` of the test maildir, beside the
@@ -67,8 +67,10 @@ pub struct Built {
     pub invoice: PathBuf,
 }
 
-pub fn build_maildir(root: &Path) -> Built {
-    copy_tree(&corpora().join("notmuch/test/corpora/default"), root);
+/// The test maildir at `root`, or `None` when there are no corpora.
+pub fn build_maildir(root: &Path) -> Option<Built> {
+    let corpora = corpora()?;
+    copy_tree(&corpora.join("notmuch/test/corpora/default"), root);
     let corpus = root.join(".Corpus");
     for sub in ["cur", "new", "tmp"] {
         fs::create_dir_all(corpus.join(sub)).unwrap();
@@ -77,7 +79,7 @@ pub fn build_maildir(root: &Path) -> Built {
     let mut extra = Vec::new();
     for (i, rel) in EXTRA.iter().enumerate() {
         let to = corpus.join(format!("cur/{:02}.corpus.mailbot.test:2,", i + 1));
-        fs::copy(corpora().join(rel), &to).unwrap();
+        fs::copy(corpora.join(rel), &to).unwrap();
         extra.push(to);
     }
     let invoice = corpus.join("new/1795428000.M1P1Q1.fixture.mailbot.test");
@@ -90,11 +92,11 @@ pub fn build_maildir(root: &Path) -> Built {
     fs::copy(&extra[0], corpus.join("tmp/1.in-progress")).unwrap();
     fs::copy(&extra[0], corpus.join("cur/.hidden:2,")).unwrap();
     fs::write(root.join("dovecot-uidlist"), b"3 V1 N2\n1 :1.M1.h\n").unwrap();
-    Built {
+    Some(Built {
         root: root.to_path_buf(),
         extra,
         invoice,
-    }
+    })
 }
 
 pub fn copy_tree(from: &Path, to: &Path) {

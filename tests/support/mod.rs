@@ -374,6 +374,34 @@ pub fn describe(out: &std::process::Output) -> String {
     )
 }
 
+/// A small xorshift generator; the seed is printed so a failure can be
+/// replayed with MAILBOT_TEST_SEED.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new() -> Rng {
+        let seed = std::env::var("MAILBOT_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("seed {seed} (MAILBOT_TEST_SEED={seed} replays it)");
+        Rng(seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
 /// Polls `check` every 100 ms until it returns `Some` or `secs` pass.
 pub fn wait_for<T>(secs: u64, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);

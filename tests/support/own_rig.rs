@@ -31,6 +31,12 @@ fn mailserver(args: &[&str]) -> Output {
 impl OwnRig {
     /// Starts a new rig (`prefix` names its folder under /tmp).
     pub fn start(prefix: &str) -> OwnRig {
+        OwnRig::start_with(prefix, &[])
+    }
+
+    /// [`OwnRig::start`] with options of `scripts/mailserver start`
+    /// (`--users 4`, `--master-user`, ...), which later starts keep.
+    pub fn start_with(prefix: &str, options: &[&str]) -> OwnRig {
         let keep = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir_in("/tmp")
@@ -42,7 +48,10 @@ impl OwnRig {
             _keep: keep,
             vars: HashMap::new(),
         };
-        rig.up();
+        let mut args = vec!["start", rig.dir.to_str().unwrap()];
+        args.extend_from_slice(options);
+        let out = mailserver(&args);
+        assert!(out.status.success(), "mailserver start: {}", describe(&out));
         let env = mailserver(&["env", rig.dir.to_str().unwrap()]);
         for line in String::from_utf8_lossy(&env.stdout).lines() {
             if let Some((name, value)) =

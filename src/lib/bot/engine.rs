@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -64,7 +64,29 @@ pub struct Account {
     pub sync: Option<sync::Options>,
     /// Where replies and forwards go; `None` when the account has no SMTP.
     pub transport: Option<Transport>,
+    /// The first run acts on mail dated from then on (seconds since the
+    /// epoch); `None`: on none of the mail already there.
+    pub since: Option<i64>,
+    /// How long a temporary sync failure stays quiet.
+    pub alert_after: Duration,
+    /// The least time between two automatic replies to one sender.
+    pub reply_interval: Duration,
 }
+
+/// How long a temporary failure (server down) is kept quiet by default.
+pub const DEFAULT_ALERT_AFTER: Duration = Duration::from_secs(3600);
+
+/// The least time between two replies to one sender by default, as
+/// vacation(1).
+pub const DEFAULT_REPLY_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
+
+/// The header that marks a message of `mail-bot selftest` or `probe`:
+/// rules never act on one, whenever it arrives.
+pub const PROBE_HEADER: &str = "X-Mailbot-Selftest";
+
+/// The tag that means "not handled yet": mail-bot removes it once the
+/// rules are done with a message.
+pub const NEW_TAG: &str = "new";
 
 impl Account {
     /// The local folder of the server folder `name`.
@@ -82,6 +104,10 @@ pub struct RunOptions {
     pub no_sync: bool,
     /// Tags for newly indexed messages.
     pub index: IndexOptions,
+    /// `--backfill [DATE]`: also act on mail already recorded (or that
+    /// the first run would record), dated from then on; `i64::MIN` for
+    /// all of it.
+    pub backfill: Option<i64>,
 }
 
 /// One rule's outcome on one message.
@@ -109,6 +135,9 @@ pub struct Acted {
     pub gave_up: bool,
     /// True for `--dry-run`: nothing was done.
     pub dry_run: bool,
+    /// Why an action was left out on purpose (a reply to an automatic
+    /// message, to a list, or too soon after the last one).
+    pub skipped: Vec<String>,
 }
 
 /// What a run did for one account.
@@ -128,6 +157,13 @@ pub struct RunReport {
     /// worth a line in cron's mail.
     #[serde(skip)]
     pub sync_locked: bool,
+    /// True when the sync failure is temporary and has not lasted longer
+    /// than the account's `alert_after`: not worth a line in cron's mail.
+    #[serde(skip)]
+    pub sync_quiet: bool,
+    /// On the first run: how many messages already there were recorded as
+    /// seen without being acted on.
+    pub baseline: Option<usize>,
     /// Files looked at for the first time (or again, for a retry).
     pub examined: usize,
     /// Rules that acted (or failed) on a message.
@@ -270,7 +306,11 @@ pub fn check_rules(account: &Account, rules: &[&Rule]) -> Result<()> {
 }
 
 /// Runs one pass for `account`. `out` receives the printed commands (one
-/// per line); `on_progress` gets a line for people (only used with -v).
+/// per line).
+///
+/// With `dry_run` nothing changes anywhere: no lock is taken, nothing is
+/// fetched, the journal and the index are only read, no file is written;
+/// the report says what each rule would do.
 pub fn run(
     account: &Account,
     rules: &[Rule],
@@ -278,17 +318,25 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<RunReport> {
     let dir = state::state_dir(&account.maildir);
-    let _lock = state::lock(&dir)?;
+    let _lock = if options.dry_run {
+        None
+    } else {
+        Some(state::lock(&dir)?)
+    };
     let mut report = RunReport {
         account: account.name.clone(),
         ..RunReport::default()
     };
     let rules = rules_for(rules, &account.name);
     check_rules(account, &rules)?;
-    if let (Some(sync_options), false) = (&account.sync, options.no_sync) {
-        match sync::run(sync_options, &mut |_| {}) {
+    if let (Some(sync_options), false) = (&account.sync, options.no_sync || options.dry_run) {
+        let outcome = sync::run(sync_options, &mut |_| {});
+        match &outcome {
             Ok(r) => {
                 report.fetched = r.folders.iter().map(|f| f.fetched).sum();
+                if let Err(e) = save_special_uses(&account.maildir, &r.folders) {
+                    tracing::warn!("{e}");
+                }
                 if let Some(f) = r.folders.iter().find(|f| f.error.is_some()) {
                     report.sync_error = Some(format!(
                         "{}: {}",
@@ -304,33 +352,65 @@ pub fn run(
                 report.sync_error = Some(e.to_string());
             }
         }
+        let temporary = matches!(&outcome, Err(e) if e.kind() == ErrorKind::Temporary);
+        report.sync_quiet = outage(&dir, temporary, account.alert_after);
     }
-    let mut state = State::open(&dir)?;
+    let mut state = if options.dry_run {
+        State::peek(&dir)?
+    } else {
+        State::open(&dir)?
+    };
+    let fresh = state.is_fresh();
     let pending = state.pending_keys();
     let found = walk(&account.maildir, account.layout)?;
-    let candidates: Vec<Found> = found
+    let specials = special_uses(&account.maildir);
+    let mut candidates: Vec<Found> = found
         .into_iter()
-        .filter(|f| match state.key_of(&f.unique) {
-            None => true,
-            Some(k) => pending.contains(k),
+        .filter(|f| {
+            options.backfill.is_some()
+                || match state.key_of(&f.unique) {
+                    None => true,
+                    Some(k) => pending.contains(k),
+                }
         })
         .collect();
+    if let Some(since) = options.backfill {
+        // On purpose: what is dated from then on, seen or not.
+        candidates.retain(|f| dated_from(&f.path, since));
+    } else if fresh {
+        // The first run: the mail already there is recorded, not acted
+        // on, unless it is dated from the account's `since` on.
+        let (new, old): (Vec<Found>, Vec<Found>) = candidates
+            .into_iter()
+            .partition(|f| account.since.is_some_and(|s| dated_from(&f.path, s)));
+        report.baseline = Some(old.len());
+        if !options.dry_run {
+            record_baseline(account, options, &mut state, &old)?;
+        }
+        candidates = new;
+    }
     report.examined = candidates.len();
     if candidates.is_empty() {
         return Ok(report);
     }
-    let mut index = Index::open(&account.maildir, options.index.clone())?;
-    let paths: Vec<PathBuf> = candidates.iter().map(|c| c.path.clone()).collect();
-    let added = index.add(&paths)?;
-    for (path, err) in &added.failed {
-        tracing::warn!("{}: not indexed: {err}", path.display());
-    }
+    let index = if options.dry_run {
+        Index::open_read_only(&account.maildir).ok()
+    } else {
+        let mut index = Index::open(&account.maildir, options.index.clone())?;
+        let paths: Vec<PathBuf> = candidates.iter().map(|c| c.path.clone()).collect();
+        let added = index.add(&paths)?;
+        for (path, err) in &added.failed {
+            tracing::warn!("{}: not indexed: {err}", path.display());
+        }
+        Some(index)
+    };
     let mut worker = Worker {
         account,
-        open_index: Some(index),
+        open_index: index,
         options,
         out,
         moved_out: None,
+        specials,
     };
     for found in candidates {
         let acted = worker.message(&found, &rules, &mut state)?;
@@ -353,6 +433,147 @@ pub fn run(
     Ok(report)
 }
 
+/// Whether the message at `path` is dated `since` or later: its `Date:`,
+/// else (no readable date) its file's modification time.
+fn dated_from(path: &Path, since: i64) -> bool {
+    if since == i64::MIN {
+        return true;
+    }
+    let date = fs::read(path).ok().and_then(|bytes| {
+        let block = crate::mime::header::split_header_block(&bytes);
+        let value = block.headers.get_unfolded("date")?;
+        super::date::parse_rfc5322(&String::from_utf8_lossy(&value))
+    });
+    let date = date.or_else(|| {
+        let m = fs::metadata(path).ok()?.modified().ok()?;
+        m.duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs() as i64)
+    });
+    date.is_some_and(|d| d >= since)
+}
+
+/// The first run's record of the mail already there: each file seen (by
+/// its content's key), indexed without the `new` tag, and one baseline
+/// record, written before any action.
+fn record_baseline(
+    account: &Account,
+    options: &RunOptions,
+    state: &mut State,
+    old: &[Found],
+) -> Result<()> {
+    for f in old {
+        let bytes = match fs::read(&f.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::reading(&f.path, e)),
+        };
+        state.record(Record::Seen {
+            unique: f.unique.clone(),
+            key: content_key(&bytes),
+        });
+    }
+    state.record(Record::Baseline {
+        count: old.len(),
+        at: super::date::now(),
+    });
+    if !old.is_empty() {
+        let quiet = IndexOptions {
+            new_tags: Vec::new(),
+            ..options.index.clone()
+        };
+        let mut index = Index::open(&account.maildir, quiet)?;
+        let paths: Vec<PathBuf> = old.iter().map(|c| c.path.clone()).collect();
+        index.add(&paths)?;
+        // Tagged `new` by an earlier `mail-sync --index`: handled now.
+        index.tag(
+            &format!("tag:{NEW_TAG}"),
+            &[TagChange::Remove(NEW_TAG.into())],
+        )?;
+        index.close()?;
+    }
+    state.commit()
+}
+
+/// Keeps the start of a temporary sync failure in `DIR/outage` (seconds
+/// since the epoch) and forgets it after a good sync. True while the
+/// failure has lasted no longer than `alert_after`.
+fn outage(dir: &Path, temporary: bool, alert_after: Duration) -> bool {
+    let path = dir.join("outage");
+    if !temporary {
+        let _ = fs::remove_file(&path);
+        return false;
+    }
+    let now = super::date::now();
+    let since = fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse::<i64>().ok());
+    let since = match since {
+        Some(s) => s,
+        None => {
+            if let Err(e) = crate::queue::write_atomically(&path, format!("{now}\n").as_bytes()) {
+                tracing::warn!("{e}");
+            }
+            now
+        }
+    };
+    now.saturating_sub(since) < alert_after.as_secs() as i64
+}
+
+/// `.mailbot/folders.json`: the special use the server gave each local
+/// folder at the last sync, by the folder's path under the maildir.
+fn save_special_uses(maildir: &Path, folders: &[sync::FolderReport]) -> Result<()> {
+    let mut map = special_uses(maildir);
+    for f in folders.iter().filter(|f| f.error.is_none()) {
+        let rel = f.local.strip_prefix(maildir).unwrap_or(&f.local);
+        let key = rel.to_string_lossy().into_owned();
+        match &f.special_use {
+            Some(u) => map.insert(key, u.clone()),
+            None => map.remove(&key),
+        };
+    }
+    let path = state::state_dir(maildir).join("folders.json");
+    let text = serde_json::to_vec_pretty(&map).unwrap_or_default();
+    crate::queue::write_atomically(&path, &text)
+}
+
+fn special_uses(maildir: &Path) -> std::collections::BTreeMap<String, String> {
+    fs::read(state::state_dir(maildir).join("folders.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Whether a folder is one of the special-use kind rules leave alone
+/// unless they name it: `\Sent`, `\Junk`, `\Trash` or `\Drafts` as the
+/// server said at the last sync, or by its name (the last level) when the
+/// server said nothing (no SPECIAL-USE).
+pub fn is_special_folder(server_use: Option<&str>, folder: &str) -> bool {
+    if let Some(u) = server_use {
+        return ["\\Sent", "\\Junk", "\\Trash", "\\Drafts"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(u));
+    }
+    let last = folder.rsplit(['/', '.']).next().unwrap_or(folder).trim();
+    const NAMES: [&str; 14] = [
+        "sent",
+        "sent items",
+        "sent messages",
+        "sent mail",
+        "junk",
+        "junk e-mail",
+        "junk email",
+        "spam",
+        "trash",
+        "deleted items",
+        "deleted messages",
+        "bin",
+        "drafts",
+        "draft",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(last))
+}
+
 struct Worker<'a> {
     account: &'a Account,
     /// The database, open for writing; closed while a rule's command runs
@@ -362,6 +583,8 @@ struct Worker<'a> {
     out: &'a mut dyn Write,
     /// Moves recorded for mail-sync, read on the first move of the pass.
     moved_out: Option<sync::state::MovedOutLog>,
+    /// The special use of each local folder, from the last sync.
+    specials: std::collections::BTreeMap<String, String>,
 }
 
 /// What the rules look at in a message.
@@ -375,10 +598,11 @@ struct Facts {
 impl Worker<'_> {
     fn index(&mut self) -> Result<&mut Index> {
         if self.open_index.is_none() {
-            self.open_index = Some(Index::open(
-                &self.account.maildir,
-                self.options.index.clone(),
-            )?);
+            self.open_index = Some(if self.options.dry_run {
+                Index::open_read_only(&self.account.maildir)?
+            } else {
+                Index::open(&self.account.maildir, self.options.index.clone())?
+            });
         }
         Ok(self.open_index.as_mut().expect("opened above"))
     }
@@ -412,6 +636,11 @@ impl Worker<'_> {
             .filter(|r| !state.is_finished(&key, &r.name))
             .collect();
         if open.is_empty() {
+            return Ok(Vec::new());
+        }
+        let block = crate::mime::header::split_header_block(&bytes);
+        if block.headers.get(PROBE_HEADER).is_some() {
+            // A selftest's or probe's own message, whenever it arrives.
             return Ok(Vec::new());
         }
         let dissection = dissect::dissect_bytes(&bytes, &dissect::Options::all());
@@ -450,12 +679,13 @@ impl Worker<'_> {
                 attempt: 0,
                 gave_up: false,
                 dry_run: self.options.dry_run,
+                skipped: Vec::new(),
             };
             if self.options.dry_run {
                 acted.push(a);
                 continue;
             }
-            match self.act(rule, found, &facts, &mut path, &mut a) {
+            match self.act(rule, found, &facts, &mut path, &mut a, state) {
                 Ok(()) => {
                     a.path = path.clone();
                     state.record(Record::Done {
@@ -491,14 +721,29 @@ impl Worker<'_> {
             }
             acted.push(a);
         }
+        // Handled: every rule is done with it (or gave up, or did not
+        // match). `tag:new` then means "not handled yet" for notmuch too.
+        let settled = rules.iter().all(|r| {
+            state.is_finished(&facts.key, &r.name) || state.attempts(&facts.key, &r.name) == 0
+        });
+        if !self.options.dry_run && settled {
+            let id = match &facts.message_id {
+                Some(id) => Some(id.clone()),
+                None => self.index()?.message_id_of_file(&path)?,
+            };
+            if let Some(id) = id {
+                let untag = [TagChange::Remove(NEW_TAG.into())];
+                if let Err(e) = self.index().and_then(|i| i.tag(&id_query(&id), &untag)) {
+                    tracing::warn!("{}: still tagged {NEW_TAG}: {e}", path.display());
+                }
+            }
+        }
         Ok(acted)
     }
 
     fn matches(&mut self, rule: &Rule, found: &Found, facts: &Facts) -> Result<bool> {
         let h = &facts.dissection.headers;
-        if let Some(p) = &rule.folder
-            && !glob(p, &found.folder)
-        {
+        if !self.folder_wanted(rule, found) {
             return Ok(false);
         }
         if let Some(p) = &rule.from
@@ -545,6 +790,26 @@ impl Worker<'_> {
         Ok(true)
     }
 
+    /// Whether the rule's folders take the file's folder: any glob for an
+    /// ordinary folder; only the folder's own name, written out, for a
+    /// special-use one (Sent, Junk, Trash, Drafts).
+    fn folder_wanted(&self, rule: &Rule, found: &Found) -> bool {
+        let local = found.path.parent().and_then(Path::parent);
+        let rel = local
+            .and_then(|l| l.strip_prefix(&self.account.maildir).ok())
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let server_use = self.specials.get(&rel).map(String::as_str);
+        let special = is_special_folder(server_use, &found.folder);
+        rule.folders.iter().any(|p| {
+            if special {
+                !p.contains(['*', '?', '[']) && p.eq_ignore_ascii_case(&found.folder)
+            } else {
+                glob(p, &found.folder)
+            }
+        })
+    }
+
     fn act(
         &mut self,
         rule: &Rule,
@@ -552,8 +817,12 @@ impl Worker<'_> {
         facts: &Facts,
         path: &mut PathBuf,
         acted: &mut Acted,
+        state: &mut State,
     ) -> Result<()> {
         let mut files: Vec<PathBuf> = Vec::new();
+        // After a dissect, print and run take its attachments (none when
+        // it kept none); without one, the message file.
+        let mut dissected = false;
         for action in &rule.actions {
             match action {
                 Action::Dissect { out, types, flat } => {
@@ -563,21 +832,32 @@ impl Worker<'_> {
                         ..dissect::Options::all()
                     };
                     let d = dissect::dissect_bytes(&facts.bytes, &opts);
-                    fs::create_dir_all(out).map_err(|e| Error::writing(out, e))?;
+                    crate::private::create_dir_all(out).map_err(|e| Error::writing(out, e))?;
                     let target = if *flat {
                         Target::Flat(out)
                     } else {
                         Target::PerMessage(out)
                     };
                     let written = dissect::write_dissection(&d, target)?;
-                    files.extend(written.files.iter().map(|f| f.path.clone()));
-                    acted.files = files.clone();
+                    acted
+                        .files
+                        .extend(written.files.iter().map(|f| f.path.clone()));
+                    // What print and run are for: the attachments kept,
+                    // not body.txt or message.json.
+                    files.extend(
+                        written
+                            .files
+                            .iter()
+                            .filter(|f| f.role == "attachment")
+                            .map(|f| f.path.clone()),
+                    );
+                    dissected = true;
                 }
                 Action::Print { template } => {
-                    let targets = if files.is_empty() {
-                        vec![path.clone()]
-                    } else {
+                    let targets = if dissected {
                         files.clone()
+                    } else {
+                        vec![path.clone()]
                     };
                     for f in targets {
                         let line = crate::shell::fill_template(template, &f.display().to_string());
@@ -589,10 +869,11 @@ impl Worker<'_> {
                 }
                 Action::Run { template } => {
                     self.release_index()?;
-                    self.run_command(rule, template, found, facts, path, &files)?;
+                    let written = dissected.then_some(files.as_slice());
+                    self.run_command(rule, template, found, facts, path, written)?;
                 }
-                Action::Reply { body } => self.reply(facts, body)?,
-                Action::Forward { to } => self.forward(facts, to)?,
+                Action::Reply { body } => self.reply(facts, body, state, acted)?,
+                Action::Forward { to } => self.forward(facts, to, acted)?,
                 Action::Tag { changes } => {
                     let id = facts.message_id.as_ref().ok_or_else(|| {
                         Error::new(
@@ -624,12 +905,12 @@ impl Worker<'_> {
         found: &Found,
         facts: &Facts,
         path: &Path,
-        files: &[PathBuf],
+        dissected: Option<&[PathBuf]>,
     ) -> Result<()> {
-        let targets = if files.is_empty() {
-            vec![path.to_path_buf()]
-        } else {
-            files.to_vec()
+        let files = dissected.unwrap_or_default();
+        let targets = match dissected {
+            Some(files) => files.to_vec(),
+            None => vec![path.to_path_buf()],
         };
         let h = &facts.dissection.headers;
         let file_list = files
@@ -643,8 +924,8 @@ impl Worker<'_> {
                 continue;
             };
             let object = format!("rule {:?}: {program}", rule.name);
-            let status = Command::new(program)
-                .args(args)
+            let mut cmd = crate::child::command(program);
+            cmd.args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(
                     std::io::stderr()
@@ -661,16 +942,10 @@ impl Worker<'_> {
                 .env("MAILBOT_TO", h.to.as_deref().unwrap_or(""))
                 .env("MAILBOT_SUBJECT", h.subject.as_deref().unwrap_or(""))
                 .env("MAILBOT_MESSAGE_ID", h.message_id.as_deref().unwrap_or(""))
-                .env("MAILBOT_FILES", &file_list)
-                .status()
-                .map_err(|e| {
-                    let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                        ErrorKind::Refused
-                    } else {
-                        ErrorKind::Temporary
-                    };
-                    Error::io(kind, object.clone(), e)
-                })?;
+                .env("MAILBOT_FILES", &file_list);
+            // A command that hangs is killed, fails this action and is
+            // tried again at the next run; it never holds the lock for good.
+            let status = crate::child::run(&mut cmd, rule.timeout, &object)?.status(&object)?;
             if !status.success() {
                 return Err(Error::new(
                     ErrorKind::Temporary,
@@ -689,14 +964,22 @@ impl Worker<'_> {
         Address::parse(self.account.address.as_deref().unwrap_or_default())
     }
 
-    fn send(&self, draft: &Draft) -> Result<()> {
-        let composed = compose::compose(
-            draft,
+    /// Sends an automatic message (RFC 3834): `Auto-Submitted: how`, and
+    /// an empty envelope sender, so that a bounce or an auto-reply to it
+    /// never comes back to a robot.
+    fn send_automatic(&self, draft: Draft, how: &str) -> Result<()> {
+        let mut draft = draft;
+        draft
+            .headers
+            .push(("Auto-Submitted".into(), how.to_string()));
+        let mut composed = compose::compose(
+            &draft,
             &Pins {
                 host: "mailbot.invalid".into(),
                 ..Pins::default()
             },
         )?;
+        composed.envelope.from = String::new();
         let transport = self.account.transport.as_ref().ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
@@ -707,7 +990,64 @@ impl Worker<'_> {
         transport.send(&composed.envelope, &composed.bytes)
     }
 
-    fn reply(&self, facts: &Facts, body: &str) -> Result<()> {
+    /// Why an automatic answer to this message could start a mail loop
+    /// (RFC 3834 section 2), if it could: it is automatic itself, bulk or
+    /// list mail, a bounce, from a robot's address, or from us.
+    fn loop_risk(&self, facts: &Facts, to: &[Address]) -> Option<String> {
+        let raw = &facts.dissection.headers.raw;
+        let field = |name: &str| {
+            raw.get_unfolded(name)
+                .map(|v| String::from_utf8_lossy(&v).trim().to_string())
+        };
+        if let Some(v) = field("auto-submitted") {
+            let word = v.split(';').next().unwrap_or("").trim();
+            if !word.eq_ignore_ascii_case("no") {
+                return Some(format!("it is automatic (Auto-Submitted: {v})"));
+            }
+        }
+        if let Some(v) = field("precedence")
+            && ["bulk", "list", "junk"].contains(&v.to_ascii_lowercase().as_str())
+        {
+            return Some(format!("it is bulk mail (Precedence: {v})"));
+        }
+        for list in ["list-id", "list-unsubscribe"] {
+            if field(list).is_some() {
+                return Some("it came through a mailing list".into());
+            }
+        }
+        if let Some(rp) = field("return-path") {
+            let addr = rp
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim();
+            if addr.is_empty() {
+                return Some("it is a bounce (empty Return-Path)".into());
+            }
+            if is_robot(addr) {
+                return Some(format!("its return path is a robot's ({addr})"));
+            }
+        }
+        let own = self
+            .account
+            .address
+            .as_deref()
+            .and_then(|a| Address::parse(a).ok());
+        for a in to {
+            if is_robot(&a.email) {
+                return Some(format!("{} is a robot's address", a.email));
+            }
+            if own
+                .as_ref()
+                .is_some_and(|o| o.email.eq_ignore_ascii_case(&a.email))
+            {
+                return Some(format!("{} is our own address", a.email));
+            }
+        }
+        None
+    }
+
+    fn reply(&self, facts: &Facts, body: &str, state: &mut State, acted: &mut Acted) -> Result<()> {
         let h = &facts.dissection.headers;
         let to_text = h
             .raw
@@ -717,41 +1057,79 @@ impl Worker<'_> {
             .or_else(|| h.from.clone())
             .ok_or_else(|| Error::new(ErrorKind::BadInput, "message", "no From to reply to"))?;
         let to = compose::parse_address_list(&to_text)?;
+        if let Some(why) = self.loop_risk(facts, &to) {
+            acted.skipped.push(format!("reply: not sent, {why}"));
+            return Ok(());
+        }
+        let now = super::date::now();
+        let interval = self.account.reply_interval.as_secs() as i64;
+        for a in &to {
+            if let Some(last) = state.last_reply(&a.email)
+                && now.saturating_sub(last) < interval
+            {
+                acted.skipped.push(format!(
+                    "reply: not sent, {} had one less than {} ago",
+                    a.email,
+                    crate::child::describe_duration(self.account.reply_interval)
+                ));
+                return Ok(());
+            }
+        }
         let subject = facts.dissection.headers.subject.clone().unwrap_or_default();
         let subject = if subject.to_ascii_lowercase().starts_with("re:") {
             subject
         } else {
             format!("Re: {subject}")
         };
-        self.send(&Draft {
-            from: Some(self.own_address()?),
-            to,
-            subject: Some(subject),
-            in_reply_to: facts.message_id.clone(),
-            text: body.to_string(),
-            ..Draft::default()
-        })
+        self.send_automatic(
+            Draft {
+                from: Some(self.own_address()?),
+                to: to.clone(),
+                subject: Some(subject),
+                in_reply_to: facts.message_id.clone(),
+                text: body.to_string(),
+                ..Draft::default()
+            },
+            "auto-replied",
+        )?;
+        for a in &to {
+            state.record(Record::Replied {
+                to: a.email.to_ascii_lowercase(),
+                at: now,
+            });
+        }
+        Ok(())
     }
 
-    fn forward(&self, facts: &Facts, to: &[String]) -> Result<()> {
+    fn forward(&self, facts: &Facts, to: &[String], acted: &mut Acted) -> Result<()> {
         let to = to
             .iter()
             .map(|a| Address::parse(a))
             .collect::<Result<Vec<_>>>()?;
+        // The same guards as a reply: a forward of automatic mail to an
+        // address that answers automatically is a loop too.
+        if let Some(why) = self.loop_risk(facts, &[]) {
+            acted.skipped.push(format!("forward: not sent, {why}"));
+            return Ok(());
+        }
         let subject = facts.dissection.headers.subject.clone().unwrap_or_default();
-        self.send(&Draft {
-            from: Some(self.own_address()?),
-            to,
-            subject: Some(format!("Fwd: {subject}")),
-            text: "The forwarded message is attached.\n".into(),
-            attachments: vec![Attachment {
-                data: facts.bytes.clone(),
-                content_type: "message/rfc822".into(),
-                file_name: "forwarded.eml".into(),
-                content_id: None,
-            }],
-            ..Draft::default()
-        })
+        self.send_automatic(
+            Draft {
+                from: Some(self.own_address()?),
+                to,
+                subject: Some(format!("Fwd: {subject}")),
+                in_reply_to: facts.message_id.clone(),
+                text: "The forwarded message is attached.\n".into(),
+                attachments: vec![Attachment {
+                    data: facts.bytes.clone(),
+                    content_type: "message/rfc822".into(),
+                    file_name: "forwarded.eml".into(),
+                    content_id: None,
+                }],
+                ..Draft::default()
+            },
+            "auto-forwarded",
+        )
     }
 
     fn move_file(&mut self, path: &Path, unique: &str, folder: &str) -> Result<PathBuf> {
@@ -819,6 +1197,17 @@ impl Worker<'_> {
         }
         Ok(dest)
     }
+}
+
+/// An address robots send from (RFC 3834: never answer one).
+fn is_robot(address: &str) -> bool {
+    let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
+    matches!(
+        local.as_str(),
+        "mailer-daemon" | "postmaster" | "noreply" | "no-reply" | "donotreply" | "do-not-reply"
+    ) || local.starts_with("owner-")
+        || local.ends_with("-request")
+        || local.ends_with("-bounces")
 }
 
 /// A notmuch query for exactly one Message-ID.

@@ -11,7 +11,7 @@
 //! to = "me@*"                         # glob over To and Cc
 //! subject = "*invoice*"               # glob, case-insensitive
 //! attachment = "application/pdf"      # a part of this type (or list)
-//! folder = "INBOX"                    # glob over the server folder name
+//! folder = ["INBOX", "Lists/*"]      # globs over the server folder name
 //! dissect = { out = "~/pdfs", type = ["application/pdf"], flat = false }
 //! print = "lpr -P office {}"          # or print = true, printer = "office"
 //! run = "notify-send 'new file' {}"   # argv, no shell; env MAILBOT_*
@@ -20,9 +20,11 @@
 //! tag = ["+invoice", "-new"]
 //! move = "Archive"
 //! retries = 3                         # failures before tag `failed`
+//! timeout = 600                       # seconds a `run` command may take
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::expand_tilde;
 use crate::error::{Error, ErrorKind, Result};
@@ -48,12 +50,18 @@ pub struct Rule {
     pub subject: Option<String>,
     /// Type patterns (`application/pdf`, `image/*`): some part must match.
     pub attachment: Vec<String>,
-    /// Glob over the folder the file is in (server name, `/` between levels).
-    pub folder: Option<String>,
+    /// Globs over the folder the file is in (server name, `/` between
+    /// levels); `["INBOX"]` when the rule gives none. A special-use folder
+    /// (Sent, Junk, Trash, Drafts) is matched only by its name written out,
+    /// never by a wildcard.
+    pub folders: Vec<String>,
     /// What to do, in this order.
     pub actions: Vec<Action>,
     /// Failures before giving up.
     pub retries: u32,
+    /// How long a `run` command may take before it is killed (its
+    /// process group too) and the action counts as failed.
+    pub timeout: Duration,
 }
 
 /// One thing a rule does to a message.
@@ -135,6 +143,7 @@ const KEYS: &[&str] = &[
     "tag",
     "move",
     "retries",
+    "timeout",
 ];
 
 /// The rule every embedded-default run uses when there is no
@@ -149,7 +158,7 @@ pub fn default_rule(out: &Path) -> Rule {
         to: None,
         subject: None,
         attachment: vec!["application/pdf".into()],
-        folder: None,
+        folders: vec!["INBOX".into()],
         actions: vec![
             Action::Dissect {
                 out: out.to_path_buf(),
@@ -161,6 +170,7 @@ pub fn default_rule(out: &Path) -> Rule {
             },
         ],
         retries: DEFAULT_RETRIES,
+        timeout: crate::child::DEFAULT_COMMAND_TIMEOUT,
     }
 }
 
@@ -222,9 +232,33 @@ fn parse_rule(i: usize, t: &toml::Table, home: Option<&Path>) -> std::result::Re
         return Err("name must be a non-empty line".into());
     }
     let attachment = match t.get("attachment") {
-        Some(v) => strings(v, "attachment")?,
+        Some(v) => strings(v, "attachment")?
+            .iter()
+            .map(|a| type_pattern(a).map_err(|why| format!("attachment: {why}")))
+            .collect::<std::result::Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
+    let folders = match t.get("folder") {
+        Some(v) => strings(v, "folder")?,
+        None => vec!["INBOX".to_string()],
+    };
+    if folders.is_empty() {
+        return Err("folder needs at least one name or pattern".into());
+    }
+    for (key, pattern) in [
+        ("from", t.get("from")),
+        ("to", t.get("to")),
+        ("subject", t.get("subject")),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.and_then(|v| v.as_str()).map(|s| (k, s)))
+    .chain(folders.iter().map(|f| ("folder", f.as_str())))
+    {
+        check_glob(pattern).map_err(|why| format!("{key}: {pattern:?}: {why}"))?;
+    }
+    if let Some(q) = string("match")? {
+        check_query(&q).map_err(|why| format!("match: {q:?}: {why}"))?;
+    }
     let mut actions = Vec::new();
     if let Some(v) = t.get("dissect") {
         let table = v
@@ -331,6 +365,14 @@ fn parse_rule(i: usize, t: &toml::Table, home: Option<&Path>) -> std::result::Re
         Some(toml::Value::Integer(n)) if (1..=1000).contains(n) => *n as u32,
         Some(_) => return Err("retries must be a number from 1 to 1000".into()),
     };
+    let timeout = match t.get("timeout") {
+        None => crate::child::DEFAULT_COMMAND_TIMEOUT,
+        Some(toml::Value::Integer(n)) if (1..=86_400).contains(n) => Duration::from_secs(*n as u64),
+        Some(toml::Value::Float(f)) if (0.001..=86_400.0).contains(f) => {
+            Duration::from_secs_f64(*f)
+        }
+        Some(_) => return Err("timeout must be seconds, from 1 to 86400".into()),
+    };
     Ok(Rule {
         name,
         account: string("account")?,
@@ -339,35 +381,166 @@ fn parse_rule(i: usize, t: &toml::Table, home: Option<&Path>) -> std::result::Re
         to: string("to")?,
         subject: string("subject")?,
         attachment,
-        folder: string("folder")?,
+        folders,
         actions,
         retries,
+        timeout,
     })
 }
 
-/// Case-insensitive glob: `*` any run, `?` one character.
+/// An attachment type pattern: `type/subtype`, `type/*`, or a file
+/// extension (`pdf`), which is taken for its type (`application/pdf`).
+fn type_pattern(text: &str) -> std::result::Result<String, String> {
+    let t = text.trim().to_ascii_lowercase();
+    if let Some((main, sub)) = t.split_once('/') {
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+        };
+        if token(main) && (sub == "*" || token(sub)) {
+            return Ok(t);
+        }
+        return Err(format!(
+            "{text:?} is not a type like application/pdf or image/*"
+        ));
+    }
+    let ext = t.trim_start_matches('.');
+    match mime_guess::from_ext(ext).first() {
+        Some(m) if !ext.is_empty() => Ok(m.essence_str().to_string()),
+        _ => Err(format!(
+            "{text:?} is neither a type (application/pdf, image/*) nor a known file extension"
+        )),
+    }
+}
+
+/// A glob must have its `[` classes closed.
+fn check_glob(pattern: &str) -> std::result::Result<(), String> {
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '[' {
+            if chars.peek() == Some(&'!') {
+                chars.next();
+            }
+            if chars.peek() == Some(&']') {
+                chars.next();
+            }
+            if !chars.by_ref().any(|c| c == ']') {
+                return Err("'[' without its ']'".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A notmuch query must be balanced (parentheses outside quotes, quotes)
+/// and must not end in an operator, so that no text in it can reach out
+/// of the parentheses it is put in to narrow it to one message.
+fn check_query(q: &str) -> std::result::Result<(), String> {
+    let (mut depth, mut quoted) = (0i32, false);
+    for c in q.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err("')' without its '('".into());
+                }
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err("a '\"' is not closed".into());
+    }
+    if depth != 0 {
+        return Err("a '(' is not closed".into());
+    }
+    let words: Vec<String> = q
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let op =
+        |w: Option<&String>| w.is_some_and(|w| ["and", "or", "not", "xor"].contains(&w.as_str()));
+    if words.is_empty() {
+        return Err("empty query".into());
+    }
+    if op(words.last()) || words.first().is_some_and(|w| w == "and" || w == "or") {
+        return Err("an operator without its operand".into());
+    }
+    Ok(())
+}
+
+/// Case-insensitive glob: `*` any run, `?` one character, `[abc]`,
+/// `[a-z]` and `[!abc]` one of (or none of) a set.
 pub fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.to_lowercase().chars().collect();
     let t: Vec<char> = text.to_lowercase().chars().collect();
+    glob_at(&p, &t)
+}
+
+fn glob_at(p: &[char], t: &[char]) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
+        let step = if pi < p.len() {
+            match p[pi] {
+                '?' => Some(1),
+                '[' => class_at(&p[pi..], t[ti]),
+                '*' => None,
+                c if c == t[ti] => Some(1),
+                _ => Some(0),
+            }
         } else {
-            return false;
+            Some(0)
+        };
+        match step {
+            Some(n) if n > 0 => {
+                pi += n;
+                ti += 1;
+            }
+            None => {
+                star = Some(pi);
+                mark = ti;
+                pi += 1;
+            }
+            Some(_) => match star {
+                Some(s) => {
+                    pi = s + 1;
+                    mark += 1;
+                    ti = mark;
+                }
+                None => return false,
+            },
         }
     }
     p[pi..].iter().all(|&c| c == '*')
+}
+
+/// At a `[` class: `Some(length of the class)` when `c` is in it,
+/// `Some(0)` when not. An unclosed `[` is a plain character.
+fn class_at(p: &[char], c: char) -> Option<usize> {
+    let Some(end) = p.iter().skip(2).position(|&x| x == ']').map(|i| i + 2) else {
+        return Some(usize::from(c == '['));
+    };
+    let (negated, body) = match p.get(1) {
+        Some('!') | Some('^') => (true, &p[2..end]),
+        _ => (false, &p[1..end]),
+    };
+    let mut hit = false;
+    let mut i = 0;
+    while i < body.len() {
+        if i + 2 < body.len() && body[i + 1] == '-' {
+            hit |= body[i] <= c && c <= body[i + 2];
+            i += 3;
+        } else {
+            hit |= body[i] == c;
+            i += 1;
+        }
+    }
+    Some(if hit != negated { end + 1 } else { 0 })
 }
 
 #[cfg(test)]
@@ -394,7 +567,7 @@ match = "tag:new and attachment:pdf"
 from = "*@example.edu"
 subject = "*invoice*"
 attachment = ["application/pdf", "image/*"]
-folder = "INBOX"
+folder = ["INBOX", "Lists/*"]
 dissect = { out = "~/pdfs", type = ["application/pdf"] }
 print = true
 printer = "office 2"
@@ -404,6 +577,7 @@ forward = { to = ["a@example.org"] }
 tag = ["+invoice", "-new"]
 move = "Archive"
 retries = 5
+timeout = 30
 "#,
         )
         .unwrap();
@@ -411,6 +585,7 @@ retries = 5
         assert_eq!(r.name, "invoices");
         assert_eq!(r.attachment, ["application/pdf", "image/*"]);
         assert_eq!(r.retries, 5);
+        assert_eq!(r.timeout, Duration::from_secs(30));
         let words: Vec<_> = r.actions.iter().map(Action::word).collect();
         assert_eq!(
             words,
@@ -468,6 +643,36 @@ retries = 5
                 "forward",
             ),
             ("[[rule]]\nprint = 'lpr {}'\nprinter = 'x'\n", "not both"),
+            ("[[rule]]\nrun = 'x'\ntimeout = 0\n", "timeout must be"),
+            (
+                "[[rule]]\nmatch = 'tag:new and ('\nprint = true\n",
+                "rule 1: match",
+            ),
+            (
+                "[[rule]]\nmatch = 'a) or (b'\nprint = true\n",
+                "rule 1: match",
+            ),
+            (
+                "[[rule]]\nmatch = 'tag:new and'\nprint = true\n",
+                "operator",
+            ),
+            (
+                "[[rule]]\nsubject = '[abc'\nprint = true\n",
+                "rule 1: subject",
+            ),
+            (
+                "[[rule]]\nfolder = ['INBOX', 'Lists/[x']\nprint = true\n",
+                "folder",
+            ),
+            (
+                "[[rule]]\nattachment = 'nonsense-ext'\nprint = true\n",
+                "attachment",
+            ),
+            (
+                "[[rule]]\nattachment = 'a/b c'\nprint = true\n",
+                "attachment",
+            ),
+            ("[[rule]]\nrun = 'x'\ntimeout = '1h'\n", "timeout must be"),
         ] {
             let err = rules(text).unwrap_err();
             assert_eq!(err.exit().code(), 78);
@@ -499,5 +704,23 @@ retries = 5
         assert!(glob("*", ""));
         assert!(!glob("a*b", "acbx"));
         assert!(glob("a*b*c", "aXbYbZc"));
+        assert!(glob("[abc]x", "Bx"));
+        assert!(!glob("[abc]x", "dx"));
+        assert!(glob("r[0-9]*", "R2D2"));
+        assert!(glob("[!a]*", "bob") && !glob("[!a]*", "alice"));
+        assert!(glob("*[x]", "abx"));
+    }
+
+    #[test]
+    fn attachments_are_type_patterns() {
+        let r = rules(
+            "[[rule]]\nattachment = ['pdf', '.PNG', 'image/*', 'Application/PDF']\nprint = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            r[0].attachment,
+            ["application/pdf", "image/png", "image/*", "application/pdf"]
+        );
+        assert_eq!(r[0].folders, ["INBOX"]);
     }
 }

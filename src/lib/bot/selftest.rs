@@ -140,7 +140,7 @@ pub fn run(
     let _lock = state::lock_waiting(&dir, deadline)?;
     let token = compose::random_token(12);
     let attachment = match &options.file {
-        Some(path) => Attachment::from_spec(&path.display().to_string(), false)?,
+        Some(path) => Attachment::from_spec(path, false)?,
         None => Attachment {
             data: small_pdf(&format!("mailbot selftest {token}")),
             content_type: "application/pdf".into(),
@@ -185,9 +185,14 @@ pub fn run(
     let mut listening: Option<Watcher> = None;
     let (message, route, wait) = match (&account.transport, &account.sync) {
         (Some(transport), Some(sync_options)) => {
-            // Listen first, send second: the connection, login and IDLE
-            // are ready (or the first poll done) while the message travels.
+            // Listen first, send second: the connection, login and the
+            // first look at INBOX are done before the message goes, so an
+            // IMAP server that is down, refuses the login or fails TLS
+            // fails the test at once with its own error, and nothing is
+            // sent that no one will fetch.
+            check_imap(sync_options, deadline)?;
             let watcher = Watcher::start(sync_options, &message_id, options.wait, deadline);
+            let watcher = watcher.ready(deadline)?;
             let sent = transport.send(&composed.envelope, &composed.bytes);
             if let Err(e) = sent {
                 watcher.stop();
@@ -245,7 +250,7 @@ pub fn run(
             ..dissect::Options::all()
         },
     );
-    fs::create_dir_all(&options.out).map_err(|e| Error::writing(&options.out, e))?;
+    crate::private::create_dir_all(&options.out).map_err(|e| Error::writing(&options.out, e))?;
     let written = dissect::write_dissection(&d, Target::PerMessage(&options.out))?;
     dissect::sync_output(&options.out)?;
     let received = written
@@ -326,10 +331,30 @@ pub fn run(
     Ok(report)
 }
 
+/// Connects, logs in and selects INBOX (read-only), once: the IMAP half
+/// of the round trip works before anything is sent. Its error is IMAP's
+/// own (75 down, 76 TLS, 77 login).
+fn check_imap(options: &sync::Options, deadline: Instant) -> Result<()> {
+    let config = crate::tls::client_config(&options.tls)?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut session = crate::imap::Session::connect(
+        &options.url,
+        &config,
+        &options.auth,
+        options.timeout.min(left).max(Duration::from_millis(100)),
+        options.tls.allow_plaintext_auth,
+    )?;
+    session.examine("INBOX")?;
+    session.logout();
+    Ok(())
+}
+
 /// A sync of INBOX on its own thread, polling or in IDLE, that reports
 /// the message with the selftest's Message-ID when it arrives.
 struct Watcher {
     found: mpsc::Receiver<PathBuf>,
+    /// A message when the first pass over INBOX is done.
+    listening: mpsc::Receiver<()>,
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Result<()>>,
 }
@@ -341,6 +366,7 @@ impl Watcher {
             ..options.clone()
         };
         let (tx, found) = mpsc::channel();
+        let (ready, listening) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let halt = stop.clone();
         let id = message_id.to_string();
@@ -362,15 +388,41 @@ impl Watcher {
                 &tuning,
                 "INBOX",
                 &mut check,
-                &mut |_| {},
+                &mut |event| {
+                    if matches!(event, sync::Event::FolderDone(_)) {
+                        let _ = ready.send(());
+                    }
+                },
                 &keep_going,
             )?;
             Ok(())
         });
         Watcher {
             found,
+            listening,
             stop,
             thread,
+        }
+    }
+
+    /// Waits until the watcher has connected, logged in and looked at
+    /// INBOX once; its failure before that (server down 75, TLS 76, login
+    /// 77) is returned as it is.
+    fn ready(self, deadline: Instant) -> Result<Watcher> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.listening.recv_timeout(left) {
+            Ok(()) => Ok(self),
+            Err(_) => {
+                self.stop.store(true, Ordering::Relaxed);
+                match self.thread.join() {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(Error::new(
+                        ErrorKind::Temporary,
+                        "INBOX",
+                        "the IMAP server did not answer before the timeout",
+                    )),
+                }
+            }
         }
     }
 

@@ -14,7 +14,7 @@
 //! run (at least once, never lost); otherwise each rule acts once per key.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,21 @@ pub enum Record {
         /// Rule name.
         rule: String,
     },
+    /// The first run on the account recorded the `count` messages already
+    /// there as seen, without acting on them.
+    Baseline {
+        /// Messages recorded.
+        count: usize,
+        /// When, in seconds since the epoch.
+        at: i64,
+    },
+    /// An automatic reply went to `to` (an address, lower-cased).
+    Replied {
+        /// The recipient.
+        to: String,
+        /// When, in seconds since the epoch.
+        at: i64,
+    },
 }
 
 /// The journal, loaded.
@@ -70,7 +85,12 @@ pub struct State {
     done: HashSet<(String, String)>,
     failures: HashMap<(String, String), u32>,
     gave_up: HashSet<(String, String)>,
+    replied: HashMap<String, i64>,
+    /// Records read from the file.
+    loaded: usize,
     buffer: Vec<u8>,
+    /// False for a journal opened read-only ([`State::peek`]).
+    writable: bool,
 }
 
 /// The folder of mailbot's own files inside a maildir.
@@ -81,7 +101,7 @@ pub fn state_dir(maildir: &Path) -> PathBuf {
 /// Takes `DIR/bot.lock` without waiting. Held by another run: an error of
 /// kind `Locked` (exit 75).
 pub fn lock(dir: &Path) -> Result<File> {
-    fs::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
+    crate::private::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
     let path = dir.join("bot.lock");
     crate::lockfile::try_lock(
         &path,
@@ -108,7 +128,7 @@ impl State {
     /// is dropped; any other unreadable line is an error naming its line
     /// (state is never guessed).
     pub fn open(dir: &Path) -> Result<State> {
-        fs::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
+        crate::private::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
         let path = dir.join("bot.jsonl");
         let mut file = OpenOptions::new()
             .create(true)
@@ -125,7 +145,10 @@ impl State {
             done: HashSet::new(),
             failures: HashMap::new(),
             gave_up: HashSet::new(),
+            replied: HashMap::new(),
+            loaded: 0,
             buffer: Vec::new(),
+            writable: true,
         };
         let mut reader = BufReader::new(&mut file);
         let mut line = Vec::new();
@@ -153,6 +176,7 @@ impl State {
                 )
             })?;
             state.apply(record);
+            state.loaded += 1;
             good_len += n as u64;
         }
         drop(reader);
@@ -166,8 +190,61 @@ impl State {
         Ok(state)
     }
 
+    /// The journal of `dir` read without changing anything (for
+    /// `--dry-run`): no folder or file is created, a torn last line is
+    /// left as it is, and [`State::commit`] writes nothing.
+    pub fn peek(dir: &Path) -> Result<State> {
+        let path = dir.join("bot.jsonl");
+        let mut state = State {
+            path: path.clone(),
+            file: match File::open("/dev/null") {
+                Ok(f) => f,
+                Err(e) => return Err(Error::reading(Path::new("/dev/null"), e)),
+            },
+            seen: HashMap::new(),
+            done: HashSet::new(),
+            failures: HashMap::new(),
+            gave_up: HashSet::new(),
+            replied: HashMap::new(),
+            loaded: 0,
+            buffer: Vec::new(),
+            writable: false,
+        };
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
+            Err(e) => return Err(Error::reading(&path, e)),
+        };
+        for line in text.split_inclusive(|b| *b == b'\n') {
+            if line.last() != Some(&b'\n') {
+                break;
+            }
+            if let Ok(record) = serde_json::from_slice::<Record>(line) {
+                state.apply(record);
+                state.loaded += 1;
+            }
+        }
+        Ok(state)
+    }
+
+    /// True for an account mail-bot has never run on: the journal holds
+    /// no record.
+    pub fn is_fresh(&self) -> bool {
+        self.loaded == 0 && self.buffer.is_empty()
+    }
+
+    /// When the last automatic reply to `to` went out.
+    pub fn last_reply(&self, to: &str) -> Option<i64> {
+        self.replied.get(&to.to_ascii_lowercase()).copied()
+    }
+
     fn apply(&mut self, record: Record) {
         match record {
+            Record::Baseline { .. } => {}
+            Record::Replied { to, at } => {
+                let e = self.replied.entry(to.to_ascii_lowercase()).or_insert(at);
+                *e = (*e).max(at);
+            }
             Record::Seen { unique, key } => {
                 self.seen.insert(unique, key);
             }
@@ -235,6 +312,10 @@ impl State {
         if self.buffer.is_empty() {
             return Ok(());
         }
+        if !self.writable {
+            self.buffer.clear();
+            return Ok(());
+        }
         self.file
             .write_all(&self.buffer)
             .and_then(|()| self.file.sync_data())
@@ -247,6 +328,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn key(n: u8) -> String {
         format!("{n:064x}")

@@ -35,7 +35,7 @@
 //! again.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -163,7 +163,7 @@ pub fn write_dissection(d: &Dissection, target: Target<'_>) -> Result<Written> {
 fn write_message_folder(d: &Dissection, out: &Path) -> Result<Written> {
     let path = out.join(folder_name(d));
     // Create first: the common case (a new message) costs one call.
-    let created = match fs::create_dir(&path) {
+    let created = match crate::private::create_dir(&path) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(Error::writing(&path, e)),
@@ -615,7 +615,7 @@ impl Folder {
             &self.handle,
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o644),
+            Mode::from_raw_mode(crate::private::FILE_MODE),
         )?;
         Ok(File::from(fd))
     }
@@ -724,6 +724,7 @@ fn write_new(folder: &Folder, name: &str, data: &[u8]) -> io::Result<()> {
 mod tests {
     use super::super::{Options, dissect_bytes};
     use super::*;
+    use std::fs;
 
     const MSG: &[u8] = b"Subject: Invoice March!\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nhello\n--b\nContent-Type: application/pdf; name=\"body.txt\"\n\n%PDF-1\n--b\nContent-Type: application/pdf; name=\"message.json\"\n\n%PDF-2\n--b--\n";
 

@@ -194,6 +194,21 @@ pub trait Literals {
         data: &mut dyn BufRead,
         object: &str,
     ) -> Result<Value>;
+
+    /// [`Literals::literal`] with every item of its list read so far
+    /// (`UID 17 BODY[]` in a FETCH response), for a sink that needs to
+    /// know which message a body belongs to before it reads the bytes.
+    /// The default passes on the last atom as the key.
+    fn literal_in(
+        &mut self,
+        before: &[Value],
+        len: u64,
+        data: &mut dyn BufRead,
+        object: &str,
+    ) -> Result<Value> {
+        let key = before.last().and_then(Value::atom);
+        self.literal(key, len, data, object)
+    }
 }
 
 /// The default sink: every literal in memory, up to
@@ -466,8 +481,7 @@ impl<R: BufRead> Parser<'_, R> {
                     items.push(Value::String(s));
                 }
                 b'{' | b'~' => {
-                    let key = items.last().and_then(Value::atom).map(str::to_string);
-                    let v = self.literal(sink, key.as_deref())?;
+                    let v = self.literal(sink, &items)?;
                     items.push(v);
                 }
                 _ => {
@@ -534,7 +548,7 @@ impl<R: BufRead> Parser<'_, R> {
         }
     }
 
-    fn literal(&mut self, sink: &mut dyn Literals, key: Option<&str>) -> Result<Value> {
+    fn literal(&mut self, sink: &mut dyn Literals, before: &[Value]) -> Result<Value> {
         if self.peek()? == b'~' {
             // literal8 (RFC 3516): same shape.
             self.bump()?;
@@ -558,7 +572,7 @@ impl<R: BufRead> Parser<'_, R> {
             _ => return Err(garbage(self.object, "no line end after a literal's length")),
         }
         let mut data = (&mut *self.r).take(len);
-        let value = match sink.literal(key, len, &mut data, self.object) {
+        let value = match sink.literal_in(before, len, &mut data, self.object) {
             Ok(v) => v,
             Err(e) if breaks_session(&e) => return Err(e),
             Err(e) => {

@@ -21,6 +21,7 @@ use super::state::FolderState;
 use super::{Event, FolderReport, NewMessage, Options, Tuning};
 use crate::error::{Error, ErrorKind, Result};
 use crate::imap::{Fetch, Session, UidSet, Value, breaks_session};
+use crate::maildir::LineEnds;
 
 /// Messages fetched between two state checkpoints.
 pub const CHECKPOINT_EVERY: usize = 500;
@@ -215,7 +216,7 @@ pub(super) fn fetch(
                 placer.take(d)?;
             }
         };
-        let own = fetch_share(session, &root, &mine, &mut |d| {
+        let own = fetch_share(session, &root, options.line_ends, &mine, &mut |d| {
             placer.take(d)?;
             drain(placer, false).map(|_| ())
         });
@@ -240,7 +241,9 @@ pub(super) fn fetch(
             .iter()
             .filter(|u| !placer.no_body.contains(*u))
             .collect();
-        let result = fetch_share(session, &root, &left, &mut |d| placer.take(d));
+        let result = fetch_share(session, &root, options.line_ends, &left, &mut |d| {
+            placer.take(d)
+        });
         match result {
             Ok(()) => {}
             Err(e) if breaks_session(&e) => return Err(e),
@@ -262,7 +265,7 @@ fn helper(
 ) -> Result<()> {
     let mut session = super::connect(options, tuning)?;
     session.examine(raw_mailbox)?;
-    let result = fetch_share(&mut session, root, share, &mut |d| {
+    let result = fetch_share(&mut session, root, options.line_ends, share, &mut |d| {
         tx.send(d).map_err(|_| {
             // The main thread stopped: dropping the connection is the
             // quickest way out of a FETCH.
@@ -280,10 +283,11 @@ fn helper(
 fn fetch_share(
     session: &mut Session,
     root: &Path,
+    line_ends: LineEnds,
     share: &UidSet,
     deliver: &mut dyn FnMut(Delivery) -> Result<()>,
 ) -> Result<()> {
-    let mut sink = BodySink::new(root);
+    let mut sink = BodySink::new(root, line_ends);
     for chunk in share.to_chunks(SET_CHUNK) {
         let result = session.uid_fetch(
             &chunk,

@@ -65,7 +65,7 @@ pub(super) fn sync_folder(
     if options.layout == Layout::MaildirPlusPlus && local != options.maildir {
         let marker = local.join("maildirfolder");
         if !marker.exists() {
-            fs::File::create(&marker).map_err(|e| Error::writing(&marker, e))?;
+            crate::private::create_marker(&marker).map_err(|e| Error::writing(&marker, e))?;
         }
     }
     for p in &files.unreadable_names {
@@ -582,7 +582,9 @@ impl Job<'_> {
                 continue;
             }
             let header = local::read_header(&m.path).map_err(|e| Error::reading(&m.path, e))?;
-            keys.push((local::message_id(&header), size));
+            // The size the server counts: W= (the file's with CRLF line
+            // ends) when the name has it, else the file's own.
+            keys.push((local::message_id(&header), m.unique.wire.unwrap_or(size)));
             locals.push(m.clone());
         }
         let mut matcher = Matcher::new(&server);
@@ -593,7 +595,10 @@ impl Job<'_> {
         let mut crlf_keys = keys.clone();
         let mut second: Vec<usize> = Vec::new();
         for (i, m) in locals.iter().enumerate() {
-            if matched[i].is_none() && local::has_bare_lf(&m.path).unwrap_or(false) {
+            if matched[i].is_none()
+                && m.unique.wire.is_none()
+                && local::has_bare_lf(&m.path).unwrap_or(false)
+            {
                 let (len, _) =
                     local::hash_file(&m.path, true).map_err(|e| Error::reading(&m.path, e))?;
                 crlf_keys[i].1 = len;
@@ -660,6 +665,7 @@ impl Job<'_> {
                     let unique = Unique {
                         uid: Some(*uid),
                         size,
+                        wire: size.filter(|s| *s != srv.size).map(|_| srv.size),
                         ..m.unique.clone()
                     };
                     let now = local::rename(&self.root, m, &unique, &with_synced(&m.flags, bits))?;
@@ -815,7 +821,7 @@ impl Job<'_> {
                 let uid = *uid;
                 claimed.insert(uid);
                 let msg = self.files.without_uid.remove(pos);
-                let now = self.give_uid(&msg, uid)?;
+                let now = self.give_uid(&msg, uid, a.size)?;
                 self.st.messages.insert(uid, now.bits());
                 self.files.by_uid.insert(uid, now);
             }
@@ -828,13 +834,16 @@ impl Job<'_> {
         server_hashes(self.session, &uids.collect())
     }
 
-    fn give_uid(&mut self, msg: &LocalMessage, uid: u32) -> Result<LocalMessage> {
+    /// Names an uploaded file for `uid`, with its size and the size it
+    /// had on the wire (`wire`, line ends made CRLF).
+    fn give_uid(&mut self, msg: &LocalMessage, uid: u32, wire: u64) -> Result<LocalMessage> {
         let size = fs::metadata(&msg.path)
             .map_err(|e| Error::reading(&msg.path, e))?
             .len();
         let unique = Unique {
             uid: Some(uid),
             size: Some(size),
+            wire: (wire != size).then_some(wire),
             ..msg.unique.clone()
         };
         self.dirty = true;
@@ -886,7 +895,7 @@ impl Job<'_> {
                 Ok(Some((validity, uid)))
                     if validity == sel.uidvalidity && self.session.has_capability("UIDPLUS") =>
                 {
-                    let now = self.give_uid(&m, uid)?;
+                    let now = self.give_uid(&m, uid, a.size)?;
                     self.st.messages.insert(uid, now.bits());
                     self.files.without_uid.retain(|x| x.path != m.path);
                     self.files.by_uid.insert(uid, now);
@@ -1047,7 +1056,10 @@ impl Matcher {
         let server_hash = server_hashes(session, &uids)?;
         for (idx, free) in ambiguous {
             for i in idx {
-                let (_, h) = local::hash_file(&locals[i].path, crlf)
+                // A file whose name has W= was stored with LF line ends:
+                // what the server sent is its CRLF form.
+                let as_sent = crlf || locals[i].unique.wire.is_some();
+                let (_, h) = local::hash_file(&locals[i].path, as_sent)
                     .map_err(|e| Error::reading(&locals[i].path, e))?;
                 let hit = free
                     .iter()

@@ -2,7 +2,8 @@
 //! from the names), fetched bodies streamed into `tmp/` and moved into
 //! place, renames that never replace a file, and the few reads the
 //! matching needs (a message's Message-ID, its sha256, its size with
-//! CRLF line ends).
+//! CRLF line ends). Bodies are written with each CRLF made LF unless the
+//! line ends are kept ([`LineEnds`]).
 //!
 //! Files are not fsynced one by one: a whole batch is flushed with one
 //! `syncfs` before the state says they exist ([`flush_to_disk`]). A file
@@ -21,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::names::{FlagBits, Unique, bits_from_letters, file_name};
 use crate::error::{Error, ErrorKind, Result};
 use crate::imap::{Literals, Value, read_literal_to_memory, stream_literal};
-use crate::maildir::{self, Maildir, Subdir};
+use crate::maildir::{self, CrlfToLf, LineEnds, Maildir, Subdir};
 
 /// The suffix of our files in `tmp/`: what a crashed run left there can
 /// be told from other programs' deliveries.
@@ -188,8 +189,10 @@ pub struct Staged {
     pub tmp: PathBuf,
     /// The unique base its final name will use.
     pub base: String,
-    /// Its length.
+    /// The file's length.
     pub size: u64,
+    /// The message's length as the server sent it (CRLF line ends).
+    pub wire: u64,
 }
 
 impl Staged {
@@ -200,6 +203,7 @@ impl Staged {
             base: self.base.clone(),
             uid: Some(uid),
             size: Some(self.size),
+            wire: (self.wire != self.size).then_some(self.wire),
             others: Vec::new(),
         };
         let in_cur = !flags.is_empty();
@@ -216,19 +220,54 @@ impl Staged {
 }
 
 /// The literal sink for fetching: `BODY[]` goes to a new file in
-/// `tmp/` through a fixed buffer, other literals into memory.
+/// `tmp/` through a fixed buffer (each CRLF made LF unless the line ends
+/// are kept), other literals into memory.
 #[derive(Debug)]
 pub struct BodySink {
     root: PathBuf,
+    line_ends: LineEnds,
     /// The body of the FETCH response being read, once read.
     pub staged: Option<Staged>,
 }
 
+/// A body on its way into its file, line ends converted as it streams.
+struct BodyFile {
+    out: BufWriter<File>,
+    lf: Option<CrlfToLf>,
+    written: u64,
+}
+
+impl BodyFile {
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        let BodyFile { out, lf, written } = self;
+        let mut put = |piece: &[u8]| {
+            *written += piece.len() as u64;
+            out.write_all(piece)
+        };
+        match lf {
+            Some(conv) => conv.feed(chunk, &mut put),
+            None => put(chunk),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        let BodyFile { out, lf, written } = self;
+        if let Some(conv) = lf {
+            conv.finish(&mut |piece: &[u8]| {
+                *written += piece.len() as u64;
+                out.write_all(piece)
+            })?;
+        }
+        out.flush()
+    }
+}
+
 impl BodySink {
-    /// A sink writing into `root/tmp/`.
-    pub fn new(root: &Path) -> Self {
+    /// A sink writing into `root/tmp/` with `line_ends`.
+    pub fn new(root: &Path, line_ends: LineEnds) -> Self {
         BodySink {
             root: root.to_path_buf(),
+            line_ends,
             staged: None,
         }
     }
@@ -251,12 +290,17 @@ impl BodySink {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| Error::writing(&tmp, e))?;
-        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        let mut body = BodyFile {
+            out: BufWriter::with_capacity(256 * 1024, file),
+            lf: (self.line_ends == LineEnds::Lf).then(CrlfToLf::default),
+            written: 0,
+        };
         let copied = stream_literal(len, data, object, &mut |chunk| {
-            out.write_all(chunk).map_err(|e| Error::writing(&tmp, e))
+            body.write(chunk).map_err(|e| Error::writing(&tmp, e))
         })
-        .and_then(|()| out.flush().map_err(|e| Error::writing(&tmp, e)));
-        drop(out);
+        .and_then(|()| body.finish().map_err(|e| Error::writing(&tmp, e)));
+        let size = body.written;
+        drop(body);
         if let Err(e) = copied {
             let _ = fs::remove_file(&tmp);
             return Err(e);
@@ -264,7 +308,8 @@ impl BodySink {
         self.staged = Some(Staged {
             tmp,
             base,
-            size: len,
+            size,
+            wire: len,
         });
         Ok(())
     }

@@ -1,12 +1,15 @@
 //! What mail-sync writes into maildir file names, and the flag letters.
 //!
-//! A synced message is named `{unique},U={uid},S={size}` (plus `:2,{flags}`
-//! in `cur/`), where `unique` is a fresh [`maildir::unique_name`], `uid`
-//! the server's UID and `size` the file's length in bytes. The names are
-//! the truth after a crash: the UID says which server message a file is,
-//! the size whether the file is whole. `U=0` marks a message that came
-//! from the server but is no longer there (so `--push` leaves it alone).
-//! Other comma fields of foreign names (Dovecot's `S=` and `W=`) are kept.
+//! A synced message is named `{unique},U={uid},S={size}[,W={wire}]` (plus
+//! `:2,{flags}` in `cur/`), where `unique` is a fresh
+//! [`maildir::unique_name`], `uid` the server's UID, `size` the file's
+//! length in bytes and `wire` the message's length with CRLF line ends as
+//! the server counts it (RFC822.SIZE), written when the two differ, as
+//! Dovecot does. The names are the truth after a crash: the UID says
+//! which server message a file is, the size whether the file is whole.
+//! `U=0` marks a message that came from the server but is no longer there
+//! (so `--push` leaves it alone). Other comma fields of foreign names are
+//! kept.
 //! Dovecot, notmuch, mutt and mbsync all read such names as ordinary
 //! maildir names.
 //!
@@ -107,9 +110,12 @@ pub struct Unique {
     pub base: String,
     /// `U=`: the server UID (0: gone from the server).
     pub uid: Option<u32>,
-    /// `S=`: the size in bytes.
+    /// `S=`: the size of the file in bytes.
     pub size: Option<u64>,
-    /// The other fields, in order, as written (`W=1030`).
+    /// `W=`: the size on the wire, with CRLF line ends (RFC822.SIZE), as
+    /// Dovecot writes it; only when it differs from `S=`.
+    pub wire: Option<u64>,
+    /// The other fields, in order, as written.
     pub others: Vec<String>,
 }
 
@@ -122,6 +128,7 @@ impl Unique {
             base,
             uid: None,
             size: None,
+            wire: None,
             others: Vec::new(),
         };
         for field in parts {
@@ -139,12 +146,19 @@ impl Unique {
                 u.size = Some(n);
                 continue;
             }
+            if let Some(v) = field.strip_prefix("W=")
+                && u.wire.is_none()
+                && let Ok(n) = v.parse()
+            {
+                u.wire = Some(n);
+                continue;
+            }
             u.others.push(field.to_string());
         }
         u
     }
 
-    /// Writes it back: base, `U=`, `S=`, then the other fields.
+    /// Writes it back: base, `U=`, `S=`, `W=`, then the other fields.
     pub fn render(&self) -> String {
         let mut out = self.base.clone();
         if let Some(uid) = self.uid {
@@ -152,6 +166,9 @@ impl Unique {
         }
         if let Some(size) = self.size {
             out.push_str(&format!(",S={size}"));
+        }
+        if let Some(wire) = self.wire {
+            out.push_str(&format!(",W={wire}"));
         }
         for f in &self.others {
             out.push(',');
@@ -203,6 +220,7 @@ mod tests {
             assert_eq!(u.render().len(), unique.len(), "{name}: {}", u.render());
         }
         let mut u = Unique::parse("1035478339.27041_118.foo.org,S=1000,W=1030");
+        assert_eq!((u.size, u.wire), (Some(1000), Some(1030)));
         u.uid = Some(9);
         assert_eq!(u.render(), "1035478339.27041_118.foo.org,U=9,S=1000,W=1030");
         assert_eq!(Unique::parse(&u.render()), u);

@@ -245,10 +245,7 @@ pub fn save(path: &Path, state: &FolderState) -> Result<()> {
 
 fn write_atomically(path: &Path, text: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::DirBuilder::new()
-        .recursive(true)
-        .create(dir)
-        .map_err(|e| Error::writing(dir, e))?;
+    crate::private::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
