@@ -294,6 +294,45 @@ fn an_unwritable_output_gives_73() {
     expect(tmp.path(), &["--flat", "file", &good], b"", 73);
 }
 
+/// Paths are bytes on Unix, but message.json records them as UTF-8: an
+/// output folder whose path is not UTF-8 is refused with 64 before
+/// anything is written (it used to get body.txt and no message.json).
+#[test]
+fn an_output_path_that_is_not_utf8_is_refused_up_front() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = std::ffi::OsStr::from_bytes(b"out-\xff");
+    let good = fixture("pdf-invoice.eml");
+    for flag in ["--out", "--flat"] {
+        let out = Command::new(BIN)
+            .arg(flag)
+            .arg(bad)
+            .arg(&good)
+            .current_dir(tmp.path())
+            .env_remove("MAILBOT_DISSECT_OUT")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{flag}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("mail-dissect: out-"), "{err}");
+        assert!(err.contains("not UTF-8"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "{flag}: something was written"
+        );
+    }
+    let out = Command::new(BIN)
+        .arg(&good)
+        .current_dir(tmp.path())
+        .env("MAILBOT_DISSECT_OUT", bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+}
+
 #[test]
 fn a_planted_symlink_is_not_followed() {
     let tmp = tempfile::tempdir().unwrap();

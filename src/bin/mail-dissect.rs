@@ -198,6 +198,7 @@ impl Args {
             Some(dir) => (dir, true),
             None => (self.out, false),
         };
+        dissect::check_output_path(&target)?;
         Ok(Plan {
             inputs: self.inputs,
             recursive: self.recursive,

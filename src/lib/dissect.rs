@@ -50,7 +50,8 @@ use crate::mime::{self, Defect, DefectKind, Headers, PartKind};
 
 pub use sniff::{extension_for, sniff};
 pub use write::{
-    Target, Written, WrittenFile, folder_name, remove_stale_temps, sync_output, write_dissection,
+    Target, Written, WrittenFile, check_output_path, folder_name, remove_stale_temps, sync_output,
+    write_dissection,
 };
 
 /// What to extract. The default is everything: all attachments, the

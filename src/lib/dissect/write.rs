@@ -135,8 +135,25 @@ pub fn folder_name(d: &Dissection) -> String {
     }
 }
 
+/// Refuses an output folder whose path is not UTF-8: `message.json`
+/// records every path written as UTF-8 text, so such a folder would get
+/// files but no report. Checked before anything is written.
+pub fn check_output_path(dir: &Path) -> Result<()> {
+    match dir.to_str() {
+        Some(_) => Ok(()),
+        None => Err(Error::new(
+            ErrorKind::Usage,
+            dir.display().to_string(),
+            "not UTF-8, and message.json records paths as UTF-8 text: \
+             choose an output folder with a UTF-8 name",
+        )),
+    }
+}
+
 /// Writes the message's files (see the module documentation).
 pub fn write_dissection(d: &Dissection, target: Target<'_>) -> Result<Written> {
+    let (Target::PerMessage(dir) | Target::Flat(dir)) = target;
+    check_output_path(dir)?;
     match target {
         Target::PerMessage(out) => write_message_folder(d, out),
         Target::Flat(dir) => write_flat(d, dir),
