@@ -946,3 +946,38 @@ fn push_creates_server_folders_for_local_only_ones() {
     server.delete(&name);
     server.logout();
 }
+
+/// A plain `mail-sync`, then later `mail-sync --index`: the index takes
+/// the first run's messages too, not only what the second fetched.
+#[test]
+fn index_takes_what_an_earlier_plain_run_fetched() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-index-later");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    drop_into_server(&rig, &name, &generated(&name, 20));
+    let mut plain = sync(&rig, home.path(), &maildir);
+    plain.args(["--folder", &name]);
+    assert_eq!(run_ok(&mut plain).len(), 20);
+    drop_into_server(&rig, &name, &generated(&format!("{name}-2"), 3));
+    let mut indexing = sync(&rig, home.path(), &maildir);
+    indexing.args(["--folder", &name, "--index"]);
+    assert_eq!(run_ok(&mut indexing).len(), 3);
+    let local: BTreeSet<String> = local_messages(&maildir.join(&name))
+        .iter()
+        .map(|m| m.path.display().to_string())
+        .collect();
+    let indexed: BTreeSet<String> = notmuch(
+        home.path(),
+        &maildir,
+        &["search", "--output=files", "tag:new"],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    assert_eq!(local.len(), 23);
+    assert_eq!(indexed, local);
+    server.logout();
+}

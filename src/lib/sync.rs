@@ -233,6 +233,25 @@ pub struct Tuning {
     /// notification back about half a second to gather changes; a short
     /// poll sees new mail sooner, at the cost of a command each time.
     pub poll_every: Option<Duration>,
+    /// Set by the caller when it can no longer take new messages (the
+    /// reader of the printed paths went away): the pass stops after the
+    /// message at hand, before any more state is written, so the next
+    /// run reports again what this one placed after its last state.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Tuning {
+    /// An error (that ends the pass) once [`Tuning::stop`] is set.
+    fn check_stop(&self) -> Result<()> {
+        match &self.stop {
+            Some(flag) if flag.load(std::sync::atomic::Ordering::Relaxed) => Err(Error::new(
+                ErrorKind::Temporary,
+                "mail-sync",
+                "stopped: new messages can no longer be reported",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Progress, for a progress bar.
@@ -442,6 +461,8 @@ pub fn watch_tuned(
             &mut connected,
         ) {
             Ok(()) => break,
+            // The caller asked to stop: no reconnecting.
+            Err(e) if tuning.check_stop().is_err() => return Err(e),
             Err(e) if e.kind() == ErrorKind::Temporary => {
                 if connected {
                     wait = Duration::from_secs(1);
