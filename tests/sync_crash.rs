@@ -1,14 +1,16 @@
 //! mail-sync when things go wrong: killed (-9) at random moments of a
 //! large sync, the connection cut in the middle of a FETCH by a proxy in
 //! front of the real Dovecot (the one fault the server will not produce
-//! on demand), a corrupt state file and a torn message file. After each,
-//! the next run must end with the local folder equal to the server's:
-//! nothing lost, nothing twice.
+//! on demand), a corrupt state file, a torn message file, a reader of the
+//! paths that went away, and an `--index` run killed before it indexed.
+//! After each, the next run must end with the local folder equal to the
+//! server's (nothing lost, nothing twice), every local file printed by
+//! some run, and every one indexed.
 
 mod support;
 mod sync_common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -40,6 +42,11 @@ fn assert_subset(server: &HashMap<u32, String>, folder: &Path, round: usize) {
     }
 }
 
+/// Kills a sync at ten random moments (seed printed), then lets one run
+/// to its end: the folder ends equal to the server, and the paths printed
+/// by all the runs together name every local file (each killed run's
+/// stdout read to its end), since a run reports again what a killed one
+/// placed after its last state.
 #[test]
 fn killed_at_ten_random_moments_a_large_sync_ends_equal_to_the_server() {
     let Some(rig) = Rig::from_env() else { return };
@@ -48,7 +55,7 @@ fn killed_at_ten_random_moments_a_large_sync_ends_equal_to_the_server() {
     let name = unique("sync-kill");
     let mut server = Server::login(&rig);
     server.create(&name);
-    let total = 2500;
+    let total = 2000;
     let messages: Vec<(Vec<u8>, &str)> = generated(&name, total)
         .into_iter()
         .enumerate()
@@ -63,6 +70,7 @@ fn killed_at_ten_random_moments_a_large_sync_ends_equal_to_the_server() {
     assert_eq!(on_server.len(), total);
     let folder = maildir.join(&name);
     let mut rng = Rng::new();
+    let mut printed: HashSet<String> = HashSet::new();
 
     for round in 0..10 {
         let have = local_messages(&folder).len();
@@ -72,6 +80,7 @@ fn killed_at_ten_random_moments_a_large_sync_ends_equal_to_the_server() {
             .stderr(Stdio::null());
         let mut child = cmd.spawn().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
         if rng.below(3) == 0 || have == total {
             // At a moment in time: often before or during the login,
             // the LIST, the SELECT.
@@ -81,17 +90,21 @@ fn killed_at_ten_random_moments_a_large_sync_ends_equal_to_the_server() {
             // process is somewhere further on: writing, renaming, at a
             // checkpoint).
             let wait_for = 1 + rng.below((total - have) as u64 / 3);
-            let mut line = String::new();
             for _ in 0..wait_for {
                 line.clear();
                 if stdout.read_line(&mut line).unwrap_or(0) == 0 {
                     break;
                 }
+                printed.insert(line.trim_end().to_string());
             }
             std::thread::sleep(Duration::from_micros(rng.below(5000)));
         }
         let _ = child.kill();
         let _ = child.wait();
+        // What it wrote before it died is still in the pipe.
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        printed.extend(rest.lines().map(str::to_string));
         assert_subset(&on_server, &folder, round);
     }
 
@@ -100,9 +113,25 @@ fn killed_at_ten_random_moments_a_large_sync_ends_equal_to_the_server() {
     cmd.args(["--folder", &name]);
     let out = run(&mut cmd);
     assert_eq!(code(&out), 0, "{}", describe(&out));
+    printed.extend(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string),
+    );
     let server_now = server.messages(&name);
     let local = local_messages(&folder);
     assert_same(&server_now, &local);
+    // At least once: every local file was printed by some run.
+    let never: Vec<String> = local
+        .iter()
+        .map(|m| m.path.display().to_string())
+        .filter(|p| !printed.contains(p))
+        .collect();
+    assert!(
+        never.is_empty(),
+        "{} files never printed: {never:?}",
+        never.len()
+    );
     // Flags arrived with the messages.
     for m in &local {
         let s = server_now.iter().find(|s| Some(s.uid) == m.uid).unwrap();
@@ -287,4 +316,117 @@ fn a_helper_connection_that_fails_leaves_its_share_to_the_main_one() {
         &local_messages(&maildir.join(&name)),
     );
     server.logout();
+}
+
+/// A reader that went away (a closed pipe, `| head -1`): the sync stops
+/// after the message it could not report, quietly with 0, and the next
+/// run reports that one and fetches the rest; nothing is placed that no
+/// run reports.
+#[test]
+fn a_reader_that_went_away_stops_the_sync_and_the_next_run_reports_the_rest() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-epipe");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    drop_into_server(&rig, &name, &generated(&name, 300));
+    let folder = maildir.join(&name);
+    // stdout is a pipe whose reader is already closed.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = sync(&rig, home.path(), &maildir);
+    cmd.args(["--folder", &name]).stdout(Stdio::from(writer));
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
+    let placed = local_messages(&folder).len();
+    assert!(
+        (1..300).contains(&placed),
+        "{placed} placed after the reader left"
+    );
+    let mut again = sync(&rig, home.path(), &maildir);
+    again.args(["--folder", &name]);
+    let printed: HashSet<String> = run_ok(&mut again)
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let local = local_messages(&folder);
+    assert_same(&server.messages(&name), &local);
+    for m in &local {
+        assert!(
+            printed.contains(&m.path.display().to_string()),
+            "{}",
+            m.path.display()
+        );
+    }
+    server.logout();
+}
+
+/// `mail-sync --index` killed while it fetches (before it indexes): the
+/// next `mail-sync --index` indexes what the killed run fetched too.
+#[test]
+fn what_a_killed_index_run_fetched_is_indexed_by_the_next() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-index-kill");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    drop_into_server(&rig, &name, &generated(&name, 400));
+    let folder = maildir.join(&name);
+    let mut cmd = sync(&rig, home.path(), &maildir);
+    cmd.args(["--folder", &name, "--index"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // Some messages are in; indexing comes only after the last one.
+    for _ in 0..50 {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "ended early");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let fetched = local_messages(&folder).len();
+    assert!((50..400).contains(&fetched), "{fetched}");
+
+    let mut again = sync(&rig, home.path(), &maildir);
+    again.args(["--folder", &name, "--index"]);
+    let out = run(&mut again);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let local: HashSet<String> = local_messages(&folder)
+        .iter()
+        .map(|m| m.path.display().to_string())
+        .collect();
+    assert_eq!(local.len(), 400);
+    let indexed = index_files(home.path(), &maildir, "tag:new");
+    let missing = local.difference(&indexed).count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} local files not indexed as new",
+        local.len()
+    );
+    assert_eq!(indexed.len(), local.len());
+    server.logout();
+}
+
+/// The files the index of `maildir` lists for `query` (through mail-index).
+fn index_files(home: &Path, maildir: &Path, query: &str) -> HashSet<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail-index"))
+        .arg("--maildir")
+        .arg(maildir)
+        .args(["search", "--output", "files", query])
+        .env("HOME", home)
+        .env_remove("MAILBOT_MAILDIR")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }

@@ -946,3 +946,166 @@ fn push_creates_server_folders_for_local_only_ones() {
     server.delete(&name);
     server.logout();
 }
+
+/// A plain `mail-sync`, then later `mail-sync --index`: the index takes
+/// the first run's messages too, not only what the second fetched.
+#[test]
+fn index_takes_what_an_earlier_plain_run_fetched() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-index-later");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    drop_into_server(&rig, &name, &generated(&name, 20));
+    let mut plain = sync(&rig, home.path(), &maildir);
+    plain.args(["--folder", &name]);
+    assert_eq!(run_ok(&mut plain).len(), 20);
+    drop_into_server(&rig, &name, &generated(&format!("{name}-2"), 3));
+    let mut indexing = sync(&rig, home.path(), &maildir);
+    indexing.args(["--folder", &name, "--index"]);
+    assert_eq!(run_ok(&mut indexing).len(), 3);
+    let local: BTreeSet<String> = local_messages(&maildir.join(&name))
+        .iter()
+        .map(|m| m.path.display().to_string())
+        .collect();
+    let indexed: BTreeSet<String> = notmuch(
+        home.path(),
+        &maildir,
+        &["search", "--output=files", "tag:new"],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    assert_eq!(local.len(), 23);
+    assert_eq!(indexed, local);
+    server.logout();
+}
+
+/// `mail-sync` as bob (whose account has few folders, so every folder
+/// can be synced), into `maildir`.
+fn sync_as_bob(rig: &Rig, home: &Path, maildir: &Path) -> std::process::Command {
+    let url = format!("imaps://{}@{}:{}", rig.users[1].0, rig.host, rig.imaps_port);
+    let mut cmd = sync_common::sync_to(rig, home, maildir, &url);
+    cmd.env("MAILBOT_PASSWORD", &rig.users[1].1);
+    cmd
+}
+
+/// A maildir where `mail-inject --maildir ~/Mail/inbox` delivered: that
+/// folder is INBOX's (its message goes up with --both, INBOX's come into
+/// it), and a folder whose name maps to no server name is skipped with
+/// one warning, the first time only: never exit 1 on every run.
+#[test]
+fn an_inbox_from_mail_inject_is_inbox_and_an_unmappable_folder_is_said_once() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let subject = unique("injected-into-inbox");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail-inject"))
+        .args([
+            "-r",
+            &rig.address(1),
+            "-s",
+            &subject,
+            "--body-text",
+            "local",
+        ])
+        .arg("--maildir")
+        .arg(maildir.join("inbox"))
+        .arg(rig.address(1))
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let odd = maildir.join("100%41");
+    mailbot::maildir::Maildir::create(&odd).unwrap();
+    fs::write(odd.join("new/by-hand"), b"Subject: by hand\n\nx\n").unwrap();
+
+    let both = || {
+        let mut c = sync_as_bob(&rig, home.path(), &maildir);
+        c.arg("--both");
+        c
+    };
+    let out = run(&mut both());
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{}", describe(&out));
+    assert!(err.contains("100%41") && err.contains("said once"), "{err}");
+    // INBOX is the folder mail-inject made; nothing else was made for it.
+    assert!(!maildir.join("INBOX").exists());
+    let inbox = local_messages(&maildir.join("inbox"));
+    let mine = inbox
+        .iter()
+        .find(|m| String::from_utf8_lossy(&m.body).contains(&subject))
+        .expect("the injected message");
+    let uid = mine.uid.expect("uploaded, so named with its UID");
+    let mut imap = support::Imap::connect_tls(&rig, rig.tls_trusting_rig()).unwrap();
+    assert!(imap.login(&rig.users[1].0, &rig.users[1].1).unwrap());
+    let on_server = imap.fetch_all("INBOX").unwrap();
+    assert_eq!(
+        on_server
+            .iter()
+            .filter(|m| String::from_utf8_lossy(m).contains(&subject))
+            .count(),
+        1
+    );
+    assert!(
+        inbox.len() >= on_server.len(),
+        "INBOX came into ~/Mail/inbox"
+    );
+    // The next runs: silent, exit 0, the odd folder still skipped.
+    run_ok(&mut both());
+    assert_eq!(local_messages(&odd)[0].uid, None);
+    assert_eq!(local_of(&maildir.join("inbox"), uid).body, mine.body);
+}
+
+/// `-q` keeps stderr to errors and the paths still go to stdout, which is
+/// why the cron lines of the README and of --help send stdout to
+/// /dev/null (item 10 of the README's promises: cron stays silent).
+#[test]
+fn quiet_keeps_stderr_to_errors_and_the_cron_lines_drop_the_paths() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-quiet");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    drop_into_server(&rig, &name, &generated(&name, 3));
+    let mut first = sync(&rig, home.path(), &maildir);
+    first.args(["--folder", &name]);
+    assert_eq!(run_ok(&mut first).len(), 3);
+    // A warning without -q (a state that is no state) ...
+    let state = maildir.join(".mailbot/sync").join(
+        mailbot::sync::state::state_path(&maildir, &name)
+            .file_name()
+            .unwrap(),
+    );
+    fs::write(&state, b"garbage").unwrap();
+    drop_into_server(&rig, &name, &generated(&format!("{name}-2"), 2));
+    let mut quiet = sync(&rig, home.path(), &maildir);
+    quiet.args(["--folder", &name, "-q"]);
+    let out = run(&mut quiet);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    // ... is not said with -q, and the new paths are on stdout.
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    // So every cron line shown sends stdout away.
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let help = std::process::Command::new(sync_common::bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for (what, text) in [("README", &readme), ("--help", &help)] {
+        let quiet_lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("mail-sync") && l.contains(" -q"))
+            .collect();
+        assert!(!quiet_lines.is_empty(), "{what}: no cron line");
+        for line in quiet_lines {
+            assert!(line.trim_end().ends_with("-q >/dev/null"), "{what}: {line}");
+        }
+    }
+    server.logout();
+}

@@ -8,6 +8,8 @@ use std::cell::RefCell;
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -38,8 +40,9 @@ const EXAMPLES: &str =
       Upload new local messages too; remove local copies of what the server expunged.
   mail-sync imaps://me@mail.example.org --maildir ~/Mail --watch
       Stay connected (IDLE on INBOX) and print each new message's path as it comes.
-  */10 * * * * mail-sync --account school -q
-      From cron: silent unless something failed; exit 75 means try again later.";
+  */10 * * * * mail-sync --account school -q >/dev/null
+      From cron: -q keeps stderr to errors, and the new paths (stdout) are
+      dropped, so cron mails only failures; exit 75 means try again later.";
 
 /// How folders are laid out locally, for `--layout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -139,9 +142,11 @@ struct Args {
         env = "MAILBOT_SYNC_IDLE_FOLDER"
     )]
     idle_folder: String,
-    /// Add what was fetched to the notmuch database in the maildir
-    /// (DIR/.notmuch, created when missing), as `mail-index add` does,
-    /// after each folder.
+    /// Bring the notmuch database in the maildir (DIR/.notmuch, created
+    /// when missing) up to date with the whole maildir when the sync is
+    /// done, as `mail-index new` does: this run's messages and those an
+    /// earlier run left unindexed. With --watch, also each folder's new
+    /// messages as it is done.
     #[arg(long, env = "MAILBOT_SYNC_INDEX")]
     index: bool,
     /// Tags for newly indexed messages (with --index); repeatable.
@@ -302,6 +307,7 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
             disable_extensions: args.disable_extensions.clone(),
             connections: usize::from(args.connections),
             poll_every: None,
+            stop: None,
         },
         watch: args.watch.then(|| args.idle_folder.clone()),
         index: args.index.then(|| IndexOptions {
@@ -338,14 +344,17 @@ fn credentials(account: &ResolvedAccount, url: &ImapUrl) -> anyhow::Result<Auth>
 }
 
 fn run(args: &Args) -> anyhow::Result<Exit> {
-    let plan = plan(args)?;
+    let mut plan = plan(args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    plan.tuning.stop = Some(stop.clone());
+    let plan = plan;
     let mut out = PathOutput::stdout(plan.null);
-    // The paths written since the last folder finished: what `--index`
-    // hands to the index when a folder is done.
+    // With --watch and --index, the paths written since the last folder
+    // finished: what goes to the index when a folder is done.
     let pending: RefCell<Vec<PathBuf>> = RefCell::new(Vec::new());
     let mut write_error: Option<io::Error> = None;
     let mut on_new = |m: &NewMessage| {
-        if plan.index.is_some() {
+        if plan.index.is_some() && plan.watch.is_some() {
             pending.borrow_mut().push(m.path.clone());
         }
         if plan.json || write_error.is_some() {
@@ -354,24 +363,29 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
         // Flushed per path, so a pipeline sees each message at once.
         if let Err(e) = out.path(&m.path).and_then(|()| out.flush()) {
             write_error = Some(e);
+            // The reader is gone: stop before the state says more than was
+            // reported, so the next run reports the rest.
+            stop.store(true, Ordering::Relaxed);
         }
     };
+    let mut index_failed = false;
+    if let (Some(options), Some(_)) = (&plan.index, &plan.watch) {
+        // What earlier runs fetched and did not index, before watching.
+        index_failed |= !catch_up(&plan.options.maildir, options)?;
+    }
     let mut json_out = PathOutput::stdout(false);
     let mut progress = Progress::new(plan.progress);
-    let mut folder_error = false;
-    let mut index_failed = false;
     let mut index_error: Option<Error> = None;
     let mut on_event = |event: Event<'_>| {
         progress.event(&event);
         if let Event::FolderDone(report) = event {
-            folder_error |= report.error.is_some();
             tell(&plan, report);
             if plan.json
                 && let Ok(line) = serde_json::to_string(report)
             {
                 let _ = json_out.line(&line).and_then(|()| json_out.flush());
             }
-            if let Some(options) = &plan.index {
+            if let (Some(options), Some(_)) = (&plan.index, &plan.watch) {
                 let paths = std::mem::take(&mut *pending.borrow_mut());
                 if !paths.is_empty() && index_error.is_none() {
                     match index_paths(&plan.options.maildir, options, &paths) {
@@ -390,14 +404,33 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
             folder,
             &mut on_new,
             &mut on_event,
-            &|| true,
+            &|| !stop.load(Ordering::Relaxed),
         ),
     };
     progress.clear();
-    let report = outcome?;
     if let Some(e) = write_error {
         return Err(Error::io(ErrorKind::CannotCreate, "stdout", e).into());
     }
+    // Without --watch, --index brings the index up to date with the whole
+    // maildir once the sync is done: this run's messages and those an
+    // earlier run left unindexed (a plain mail-sync, one that was killed).
+    // Also after a failed sync, for what it did fetch; not when another
+    // run holds the maildir (it indexes when it is done).
+    if let (Some(options), None) = (&plan.index, &plan.watch) {
+        let worth_it = match &outcome {
+            Ok(_) => true,
+            Err(e) => !e.is_locked() && plan.options.maildir.is_dir(),
+        };
+        if worth_it {
+            match catch_up(&plan.options.maildir, options) {
+                Ok(all) => index_failed |= !all,
+                Err(e) if outcome.is_ok() => index_error = Some(e),
+                // The sync's own failure is the one to exit with.
+                Err(e) => cli::report(PROGRAM, &anyhow::Error::new(e)),
+            }
+        }
+    }
+    let report = outcome?;
     if let Some(e) = index_error {
         // The messages are safe in the maildir; `mail-index new` catches up.
         return Err(e.into());
@@ -408,6 +441,23 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
     } else {
         exit
     })
+}
+
+/// Brings the index of `maildir` up to date with all of it, as `mail-index
+/// new` does (only folders that changed since its last scan are listed).
+/// Files that fail are named on stderr and make the result false; a
+/// failure of the database itself is an error.
+fn catch_up(maildir: &Path, options: &IndexOptions) -> Result<bool, Error> {
+    let mut index = Index::open(maildir, options.clone())?;
+    let report = index.scan(&mut |_, _| {})?;
+    index.close()?;
+    for (path, reason) in &report.failed {
+        eprintln!("{PROGRAM}: {}: not indexed: {reason}", path.display());
+    }
+    for path in &report.not_mail {
+        tracing::info!("{}: not indexed: not a mail message", path.display());
+    }
+    Ok(report.failed.is_empty())
 }
 
 /// Indexes `paths`; files that fail are named on stderr and make the

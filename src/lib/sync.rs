@@ -236,6 +236,25 @@ pub struct Tuning {
     /// notification back about half a second to gather changes; a short
     /// poll sees new mail sooner, at the cost of a command each time.
     pub poll_every: Option<Duration>,
+    /// Set by the caller when it can no longer take new messages (the
+    /// reader of the printed paths went away): the pass stops after the
+    /// message at hand, before any more state is written, so the next
+    /// run reports again what this one placed after its last state.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Tuning {
+    /// An error (that ends the pass) once [`Tuning::stop`] is set.
+    fn check_stop(&self) -> Result<()> {
+        match &self.stop {
+            Some(flag) if flag.load(std::sync::atomic::Ordering::Relaxed) => Err(Error::new(
+                ErrorKind::Temporary,
+                "mail-sync",
+                "stopped: new messages can no longer be reported",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Progress, for a progress bar.
@@ -263,7 +282,10 @@ pub enum Event<'a> {
 }
 
 /// Local folder for a server folder name under `layout` (INBOX →
-/// DIR/INBOX in verbatim, DIR itself in maildir++).
+/// DIR/INBOX in verbatim, DIR itself in maildir++). In verbatim, INBOX in
+/// any case is the folder `DIR/INBOX`, or, when there is none, a folder
+/// of that name in another case already there (`mail-inject --maildir
+/// ~/Mail/inbox` makes `DIR/inbox`): the only look at the disk here.
 ///
 /// Name parts that would break the maildir are escaped as `%XX`: a `/`
 /// inside a part, a leading `.` (verbatim), a `.` anywhere in a part
@@ -286,7 +308,7 @@ pub fn local_folder(
             let mut out = maildir.to_path_buf();
             for (i, part) in parts.iter().enumerate() {
                 if i == 0 && is_inbox(part) {
-                    out.push("INBOX");
+                    out.push(inbox_dir_name(maildir));
                 } else {
                     out.push(escape_part(part, false));
                 }
@@ -316,6 +338,25 @@ pub fn local_folder(
             maildir.join(format!(".{name}"))
         }
     }
+}
+
+/// The name of INBOX's folder in `maildir` (verbatim layout): `INBOX`,
+/// unless only a folder of that name in another case exists.
+fn inbox_dir_name(maildir: &Path) -> std::ffi::OsString {
+    let standard = std::ffi::OsString::from("INBOX");
+    if maildir.join("INBOX").is_dir() {
+        return standard;
+    }
+    let Ok(entries) = fs::read_dir(maildir) else {
+        return standard;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name())
+        .filter(|n| n.to_str().is_some_and(|n| n.eq_ignore_ascii_case("INBOX")))
+        .min()
+        .unwrap_or(standard)
 }
 
 fn escape_part(part: &str, dots: bool) -> String {
@@ -445,6 +486,8 @@ pub fn watch_tuned(
             &mut connected,
         ) {
             Ok(()) => break,
+            // The caller asked to stop: no reconnecting.
+            Err(e) if tuning.check_stop().is_err() => return Err(e),
             Err(e) if e.kind() == ErrorKind::Temporary => {
                 if connected {
                     wait = Duration::from_secs(1);
@@ -588,6 +631,7 @@ fn create_local_only_folders(
         .collect();
     let mut created = Vec::new();
     let mut failed = Vec::new();
+    let mut unmapped = Vec::new();
     for (local, parts) in local_folders(&options.maildir, options.layout) {
         if mapped.contains(&local) || !has_messages_to_upload(&local)? {
             continue;
@@ -599,13 +643,11 @@ fn create_local_only_folders(
         }
         .filter(|n| local_folder(&options.maildir, options.layout, n, delimiter) == local);
         let Some(name) = name else {
-            failed.push(FolderReport::failed(
-                local.display().to_string(),
-                local.clone(),
-                "a local folder with messages to upload whose server name cannot be told \
-                 from its name; not created on the server"
-                    .into(),
-            ));
+            // Patterns name server folders; one that has no name is only
+            // worth a word when every folder is synced.
+            if options.folders.is_empty() {
+                unmapped.push(local);
+            }
             continue;
         };
         if !options.folders.is_empty()
@@ -635,7 +677,49 @@ fn create_local_only_folders(
             )),
         }
     }
+    note_unmapped(&options.maildir, &unmapped);
     Ok((created, failed))
+}
+
+/// Local folders with messages to upload whose server name cannot be
+/// told from their path (a `%41` typed by hand, a second `inbox` beside
+/// `INBOX`) are skipped. Each is reported once, as a warning, the first
+/// run that finds it (then only with `-v`): `DIR/.mailbot/sync/unmapped`
+/// lists those already reported. Nothing to fix on the server, so no
+/// failure (exit 0).
+fn note_unmapped(maildir: &Path, unmapped: &[PathBuf]) {
+    let record = state::state_dir(maildir).join("unmapped");
+    let told: std::collections::HashSet<String> = fs::read_to_string(&record)
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut now = Vec::new();
+    for local in unmapped {
+        let rel = local
+            .strip_prefix(maildir)
+            .unwrap_or(local)
+            .to_string_lossy()
+            .into_owned();
+        let line = serde_json::to_string(&rel).unwrap_or_default();
+        let why = "holds messages to upload, but no server folder name maps to it; skipped";
+        if told.contains(&line) {
+            tracing::info!("{}: {why}", local.display());
+        } else {
+            tracing::warn!(
+                "{}: {why} (rename it to upload them; this is said once)",
+                local.display()
+            );
+        }
+        now.push(line);
+    }
+    if now.iter().collect::<std::collections::HashSet<_>>() != told.iter().collect() {
+        let mut text = now.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        if let Err(e) = state::write_file(&record, text.as_bytes()) {
+            tracing::warn!("{}", crate::error::chain(&e));
+        }
+    }
 }
 
 /// The local maildir folders under `maildir` (INBOX's among them in the

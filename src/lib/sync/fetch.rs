@@ -70,6 +70,7 @@ pub(super) struct Placer<'a> {
     pub problems: &'a mut Vec<String>,
     pub on_new: &'a mut dyn FnMut(&NewMessage),
     pub on_event: &'a mut dyn FnMut(Event<'_>),
+    pub tuning: &'a Tuning,
     /// What is still to come; its lowest UID bounds what a checkpoint
     /// may claim.
     pub pending: UidSet,
@@ -136,6 +137,7 @@ impl Placer<'_> {
             uid,
         });
         (self.on_event)(Event::Fetched { bytes: size });
+        self.tuning.check_stop()?;
         self.since_checkpoint += 1;
         if self.since_checkpoint >= CHECKPOINT_EVERY {
             self.since_checkpoint = 0;

@@ -9,7 +9,7 @@
 //! size (sha256 where that is ambiguous) and renamed to the UIDs they
 //! have now; only what has no local copy is downloaded.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,21 @@ pub(super) fn sync_folder(
         }
     }
     let files = local::scan(local)?;
+    // Files a run placed after it last wrote the state (it was killed, or
+    // its reader went away) may never have been reported: they are
+    // reported again, before this run writes a state that lists them, so
+    // every placed file is reported at least once.
+    let unprinted: HashSet<String> = loaded
+        .as_ref()
+        .map(|st| {
+            files
+                .by_uid
+                .iter()
+                .filter(|(uid, _)| **uid >= st.uidnext && !st.messages.contains_key(uid))
+                .map(|(_, m)| m.unique.base.clone())
+                .collect()
+        })
+        .unwrap_or_default();
     if options.layout == Layout::MaildirPlusPlus && local != options.maildir {
         let marker = local.join("maildirfolder");
         if !marker.exists() {
@@ -110,6 +125,8 @@ pub(super) fn sync_folder(
         dirty: false,
         fetch_incomplete: false,
         problems: Vec::new(),
+        unprinted,
+        saved: false,
         on_new,
         on_event,
     };
@@ -157,6 +174,7 @@ pub(super) fn sync_folder(
     if options.direction.pushes() {
         job.push(&sel)?;
     }
+    job.report_unprinted()?;
     job.finish(&sel, loaded.as_ref())?;
     if !job.problems.is_empty() {
         job.report.error = Some(job.problems.join("; "));
@@ -184,6 +202,12 @@ struct Job<'a> {
     fetch_incomplete: bool,
     /// Failures that did not stop the folder (reported, exit 1).
     problems: Vec<String>,
+    /// The unique bases of files an earlier run placed and may not have
+    /// reported (see [`Job::report_unprinted`]).
+    unprinted: HashSet<String>,
+    /// A state this run may build on is on disk (the trusted one loaded,
+    /// or one written by this run): before that, nothing is fetched.
+    saved: bool,
     on_new: &'a mut dyn FnMut(&NewMessage),
     on_event: &'a mut dyn FnMut(Event<'_>),
 }
@@ -219,8 +243,41 @@ impl Job<'_> {
         !sel.read_only
     }
 
+    /// Reports (to `on_new`) the files of [`Job::unprinted`] under the
+    /// names they have now, once. Called before anything writes a state
+    /// that lists them.
+    fn report_unprinted(&mut self) -> Result<()> {
+        if self.unprinted.is_empty() {
+            return Ok(());
+        }
+        let mut again: Vec<(u32, PathBuf)> = self
+            .files
+            .by_uid
+            .iter()
+            .filter(|(_, m)| self.unprinted.contains(&m.unique.base))
+            .map(|(uid, m)| (*uid, m.path.clone()))
+            .collect();
+        again.sort();
+        self.unprinted.clear();
+        tracing::debug!(
+            "{}: {} files placed by an earlier run reported again",
+            self.mailbox.name,
+            again.len()
+        );
+        for (uid, path) in again {
+            (self.on_new)(&NewMessage {
+                folder: self.mailbox.name.clone(),
+                path,
+                uid,
+            });
+            self.tuning.check_stop()?;
+        }
+        Ok(())
+    }
+
     /// The usual case: the state is trusted.
     fn incremental(&mut self, st: FolderState, sel: &Selected, used_qresync: bool) -> Result<()> {
+        self.saved = true;
         self.checkpoint_uidnext = st.uidnext;
         self.checkpoint_modseq = st.highestmodseq;
         self.st = st;
@@ -466,6 +523,14 @@ impl Job<'_> {
         if set.is_empty() {
             return Ok(());
         }
+        self.report_unprinted()?;
+        // Files are placed only once a state is on disk that does not list
+        // them: after a kill, the next run tells them from the others and
+        // reports them (see `unprinted`).
+        if !self.saved {
+            self.checkpoint()?;
+            self.saved = true;
+        }
         (self.on_event)(Event::Fetching {
             folder: &self.mailbox.name,
             count: set.len(),
@@ -503,17 +568,27 @@ impl Job<'_> {
             problems,
             on_new: &mut **on_new,
             on_event: &mut **on_event,
+            tuning,
             pending: set.clone(),
             no_body: UidSet::default(),
             since_checkpoint: 0,
         };
-        fetch::fetch(session, options, tuning, &mailbox.raw, set, &mut placer)?;
+        let fetched = fetch::fetch(session, options, tuning, &mailbox.raw, set, &mut placer);
         let pending = placer.pending;
         if let Some(&(lowest, _)) = pending.ranges().first() {
-            // Not all arrived (a refusal, a message with no body): the
-            // next run asks again from here.
+            // Not all arrived (a refusal, a message with no body, a lost
+            // connection): the next run asks again from here.
             self.checkpoint_uidnext = self.checkpoint_uidnext.min(lowest);
             self.fetch_incomplete = true;
+        }
+        if let Err(e) = fetched {
+            // Everything placed so far was reported: say so in the state,
+            // so the next run does not report it again. Not when the
+            // reports themselves stopped (the reader went away).
+            if self.tuning.check_stop().is_ok() && self.dirty {
+                let _ = self.checkpoint();
+            }
+            return Err(e);
         }
         Ok(())
     }
@@ -857,6 +932,7 @@ impl Job<'_> {
         if self.files.without_uid.is_empty() {
             return Ok(());
         }
+        self.report_unprinted()?;
         if !self.can_write(sel) {
             self.problems.push(format!(
                 "{}: read-only; nothing uploaded",

@@ -243,6 +243,11 @@ pub fn save(path: &Path, state: &FolderState) -> Result<()> {
     write_atomically(path, state.render().as_bytes())
 }
 
+/// Writes a small file of the state folder atomically (see [`save`]).
+pub fn write_file(path: &Path, text: &[u8]) -> Result<()> {
+    write_atomically(path, text)
+}
+
 fn write_atomically(path: &Path, text: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     crate::private::create_dir_all(dir).map_err(|e| Error::writing(dir, e))?;
