@@ -837,3 +837,35 @@ fn examples_are_found_and_split_as_written() {
         }
     }
 }
+
+/// The units README.md shows are contrib/systemd's, as scripts/install
+/// writes them under ~/.local (`%h/.local/bin` for `/usr/bin`).
+#[test]
+fn the_readme_units_are_the_installed_ones() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("```ini\n").expect("README.md: the units") + 7;
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let (service, timer) = block
+        .strip_prefix("# mail-bot.service\n")
+        .and_then(|b| b.split_once("# mail-bot.timer\n"))
+        .expect("# mail-bot.service ... # mail-bot.timer");
+    let settings = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.replace("/usr/bin/", "%h/.local/bin/"))
+            .collect()
+    };
+    for (shown, file) in [(service, "mail-bot.service"), (timer, "mail-bot.timer")] {
+        let unit = fs::read_to_string(root.join("contrib/systemd").join(file)).unwrap();
+        let unit = settings(&unit);
+        let shown = settings(shown);
+        // The README leaves out the timer's [Unit] section.
+        let unit: Vec<String> = if file.ends_with(".timer") {
+            unit.into_iter().skip_while(|l| l != "[Timer]").collect()
+        } else {
+            unit
+        };
+        assert_eq!(shown, unit, "README.md vs contrib/systemd/{file}");
+    }
+}
