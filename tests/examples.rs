@@ -648,25 +648,42 @@ fn run_example(rig: &Rig, example: &Example) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs every example that is not skipped; fails naming each that did
-/// not work.
+/// Runs every example that is not skipped, a few at once (each has its
+/// own HOME; they only add mail to the server); fails naming each that
+/// did not work.
 fn run_all(rig: &Rig, examples: &[Example]) {
-    let mut failed = Vec::new();
-    let mut ran = 0;
-    for example in examples {
-        if example.directive("skip").is_some() || example.directive("repeat").is_some() {
-            continue;
+    let todo: Vec<&Example> = examples
+        .iter()
+        .filter(|e| e.directive("skip").is_none() && e.directive("repeat").is_none())
+        .collect();
+    assert!(!todo.is_empty(), "no example ran");
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(example) = todo.get(i) else { break };
+                    let start = std::time::Instant::now();
+                    let result = run_example(rig, example);
+                    eprintln!("{:.1} s  {}", start.elapsed().as_secs_f64(), example.origin);
+                    if let Err(why) = result {
+                        failed
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}:\n{why}", example.origin));
+                    }
+                }
+            });
         }
-        ran += 1;
-        if let Err(why) = run_example(rig, example) {
-            failed.push(format!("{}:\n{why}", example.origin));
-        }
-    }
-    assert!(ran > 0, "no example ran");
+    });
+    let failed = failed.into_inner().unwrap();
     assert!(
         failed.is_empty(),
-        "{} of {ran} examples failed:\n\n{}",
+        "{} of {} examples failed:\n\n{}",
         failed.len(),
+        todo.len(),
         failed.join("\n\n")
     );
 }
