@@ -188,6 +188,44 @@ fn mail_bot_on_real_accounts() {
     dry_run_changes_nothing(&rig);
     the_readme_course_exercise_on_each_message(&rig);
     selftest_and_probe_fail_fast_when_imap_is_down(&rig);
+    a_first_run_that_cannot_sync_records_no_baseline(&rig);
+}
+
+/// Item 3: a first run whose sync fails (server down, a wrong password)
+/// records no baseline of the empty local maildir; the first run that
+/// syncs records the old mail, so none of it is ever acted on.
+fn a_first_run_that_cannot_sync_records_no_baseline(rig: &Rig) {
+    let bot = Bot::new("");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let good = account(rig, "alice", 0, bot.path(), "");
+    let imaps = format!("{}:{}", rig.host, rig.imaps_port);
+    let down = good.replace(&imaps, &format!("{}:{port}", rig.host));
+    let wrong = good.replace(&rig.users[0].1, "wrong-password");
+    for (config, want) in [(&down, 75), (&wrong, 77)] {
+        bot.write(&format!("{config}{PRINT_PDFS}"));
+        let out = bot.run(&["run"]);
+        assert_eq!(code(&out), want, "{}", describe(&out));
+        assert_eq!(stdout(&out), "", "{}", describe(&out));
+    }
+    bot.write(&format!("{good}{PRINT_PDFS}"));
+    let out = bot.run(&["run"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(stdout(&out), "", "old mail acted on: {}", describe(&out));
+    assert!(
+        stderr(&out).contains("existing messages recorded"),
+        "{}",
+        describe(&out)
+    );
+    let out = bot.run(&["run"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        (stdout(&out).as_str(), stderr(&out).as_str()),
+        ("", ""),
+        "said once, nothing old acted on: {}",
+        describe(&out)
+    );
 }
 
 /// The README's three-line course exercise, run as written (only the
