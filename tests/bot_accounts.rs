@@ -189,6 +189,7 @@ fn mail_bot_on_real_accounts() {
     the_readme_course_exercise_on_each_message(&rig);
     selftest_and_probe_fail_fast_when_imap_is_down(&rig);
     a_first_run_that_cannot_sync_records_no_baseline(&rig);
+    a_match_of_star_takes_every_message(&rig);
 }
 
 /// Item 3: a first run whose sync fails (server down, a wrong password)
@@ -226,6 +227,34 @@ fn a_first_run_that_cannot_sync_records_no_baseline(rig: &Rig) {
         "said once, nothing old acted on: {}",
         describe(&out)
     );
+}
+
+/// Item 7: `match = "*"` is notmuch's query for every message; it must
+/// not be turned into one that matches none: it acts on what a query
+/// for every message written otherwise acts on.
+fn a_match_of_star_takes_every_message(rig: &Rig) {
+    let acted = |query: &str| {
+        let bot = Bot::new("");
+        let log = bot.path().join("log");
+        bot.write(&format!(
+            "{}[[rule]]\nname = \"all\"\nmatch = \"{query}\"\n\
+             run = \"sh -c 'echo $MAILBOT_FOLDER >> {log}'\"\n",
+            account(
+                rig,
+                "bob",
+                1,
+                bot.path(),
+                "since = \"2000-01-01\"\nfolders = [\"INBOX\"]"
+            ),
+            log = log.display()
+        ));
+        let out = bot.run(&["run"]);
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+        fs::read_to_string(&log).unwrap_or_default().lines().count()
+    };
+    let all = acted("not tag:never-given-zz");
+    assert!(all > 0);
+    assert_eq!(acted("*"), all);
 }
 
 /// The README's three-line course exercise, run as written (only the

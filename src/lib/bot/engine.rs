@@ -791,7 +791,13 @@ impl Worker<'_> {
             let Some(id) = self.index()?.message_id_of_file(&found.path)? else {
                 return Ok(false);
             };
-            let narrowed = format!("({q}) and {}", id_query(&id));
+            // notmuch takes `*` for every message only as the whole query;
+            // inside parentheses it would match nothing.
+            let narrowed = if q.trim() == "*" {
+                id_query(&id)
+            } else {
+                format!("({q}) and {}", id_query(&id))
+            };
             if self.index()?.count(&narrowed)? == 0 {
                 return Ok(false);
             }
