@@ -703,6 +703,13 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let out = run(&mut cmd);
     assert!(stderr(&out).contains("cut-off"), "{}", describe(&out));
     assert!(!stderr(&out).contains('\x1b'), "{:?}", stderr(&out));
+    // A warning is a line like every other message: the program first.
+    let line = stderr(&out);
+    let line = line.lines().find(|l| l.contains("cut-off")).unwrap();
+    assert!(
+        line.starts_with("mail-bot: warning: ") && line.ends_with("dropping a cut-off last line"),
+        "{line:?}"
+    );
     // On a terminal (script(1) gives it one): colour, unless NO_COLOR.
     for (no_color, want) in [(None, true), (Some("1"), false)] {
         torn();
