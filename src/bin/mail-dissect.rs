@@ -259,7 +259,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     finish(PROGRAM, args.plan().and_then(run))
 }
 
