@@ -212,7 +212,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     mailbot::index::install_panic_filter();
     match &args.command {
         Cmd::Probe {

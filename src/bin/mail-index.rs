@@ -202,7 +202,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     index::install_panic_filter();
     finish(PROGRAM, run(args))
 }

@@ -173,7 +173,7 @@ struct Args {
     )]
     timeout: f64,
     /// Do not use this IMAP extension even if the server offers it
-    /// (QRESYNC, CONDSTORE, UIDPLUS, LITERAL+), for a server whose
+    /// (QRESYNC, CONDSTORE, UIDPLUS, LITERAL+, LIST-STATUS), for a server whose
     /// implementation is broken; repeatable.
     #[arg(
         long = "disable-extension",
@@ -206,7 +206,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     mailbot::index::install_panic_filter();
     cli::finish(PROGRAM, run(&args))
 }

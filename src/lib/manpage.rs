@@ -239,6 +239,11 @@ fn files(cmd: &Command, top: &str) -> Vec<(&'static str, &'static str)> {
                 "per folder: UIDVALIDITY, HIGHESTMODSEQ, UIDNEXT and the flags last seen",
             ),
             (
+                "MAILDIR/.mailbot/sync/unchanged.json",
+                "per folder: the STATUS and directory times of the last run that found it in \
+                 step; a folder still so is skipped",
+            ),
+            (
                 "MAILDIR/.mailbot/lock",
                 "held while a sync runs: a second one exits 75",
             ),
