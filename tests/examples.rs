@@ -15,10 +15,13 @@
 //!   first; NAME is one of [`Setup`]'s: `inbox-mail` (a message with a
 //!   PDF in alice's INBOX on the server), `local-mail [DIR]` (that
 //!   message in the maildir DIR, default `~/Mail`, indexed by `mail-index
-//!   new`), `installed` (`scripts/install` as a user, into `~/.local`).
+//!   new`), `mbox FILE` (an mbox of two such messages at FILE, relative
+//!   to HOME), `installed` (`scripts/install` as a user, into `~/.local`).
 //! - `<!-- example: creates GLOB -->`: a file matching GLOB (relative to
 //!   HOME) exists afterwards.
 //! - `<!-- example: prints TEXT -->`: TEXT is in the block's stdout.
+//! - `<!-- example: delivers SUBJECT to USER -->`: a message with that
+//!   subject reaches the rig user's (`alice`, `bob`) server maildir.
 //! - `<!-- example: crontab -->`: each line is a crontab entry; its
 //!   command runs as cron runs it (`env -i`, `PATH=/usr/bin:/bin`,
 //!   `/bin/sh`).
@@ -60,6 +63,16 @@ const HELP: &[(&str, &str, &str)] = &[
         "mail-inject",
         "mail-inject --raw -t --smtp smtps://",
         "skip (implicit TLS: the rig has no port 465; tests/inject_rig.rs covers smtps)",
+    ),
+    (
+        "mail-inject",
+        "mail-inject --raw --mbox",
+        "needs mbox Takeout/Mail/All mail.mbox",
+    ),
+    (
+        "mail-dissect",
+        "mail-dissect --pdf --out pdfs 'All mail.mbox'",
+        "needs mbox All mail.mbox",
     ),
     ("mail-sync", "mail-sync", "needs inbox-mail"),
     (
@@ -503,6 +516,22 @@ print = "lpr -P office {{}}"
                 let out = self.sh(&format!("mail-index --maildir {dir} new"));
                 assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
             }
+            "mbox" => {
+                // message.eml twice (two messages), as an export has them.
+                let file = self.path().join(arg);
+                fs::create_dir_all(file.parent().unwrap()).unwrap();
+                let message = fs::read_to_string(self.path().join("message.eml")).unwrap();
+                let message = message.replace("\r\n", "\n");
+                let mut mbox = String::new();
+                for n in 1..=2 {
+                    mbox.push_str("From alice@mailbot.test Mon Jan  1 10:00:00 2024\n");
+                    mbox.push_str(
+                        &message.replace("Subject: Invoice 7", &format!("Subject: Invoice {n}")),
+                    );
+                    mbox.push('\n');
+                }
+                fs::write(&file, mbox).unwrap();
+            }
             "installed" => {
                 let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install");
                 let out = self
@@ -638,6 +667,30 @@ fn run_example(rig: &Rig, example: &Example) -> Result<(), String> {
     for glob in example.all("creates") {
         if matching(home.path(), glob).is_empty() {
             return Err(format!("no file {glob} afterwards"));
+        }
+    }
+    for spec in example.all("delivers") {
+        let (subject, user) = spec.rsplit_once(" to ").expect("delivers SUBJECT to USER");
+        let which = rig
+            .users
+            .iter()
+            .position(|(u, _)| u == user)
+            .unwrap_or_else(|| panic!("{}: no rig user {user}", example.origin));
+        let want = format!("Subject: {subject}");
+        let found = support::wait_for(20, || {
+            ["new", "cur"]
+                .iter()
+                .flat_map(|sub| {
+                    fs::read_dir(rig.maildirs[which].join(sub))
+                        .into_iter()
+                        .flatten()
+                })
+                .map(|e| e.unwrap().path())
+                .any(|f| fs::read_to_string(&f).is_ok_and(|m| m.lines().any(|l| l == want)))
+                .then_some(())
+        });
+        if found.is_none() {
+            return Err(format!("no message {want:?} reached {user} within 20 s"));
         }
     }
     for text in example.all("prints") {
@@ -840,7 +893,10 @@ fn examples_are_found_and_split_as_written() {
         for d in &example.directives {
             let word = d.split(' ').next().unwrap();
             assert!(
-                ["skip", "needs", "creates", "prints", "crontab", "repeat"].contains(&word),
+                [
+                    "skip", "needs", "creates", "prints", "delivers", "crontab", "repeat",
+                ]
+                .contains(&word),
                 "{}: unknown directive {d:?}",
                 example.origin
             );
