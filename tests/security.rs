@@ -891,6 +891,18 @@ fn a_server_that_says_nothing_times_out_with_75() {
             .env("MAILBOT_MIGRATE_FROM_PASSWORD", "x")
             .env("MAILBOT_MIGRATE_TO_PASSWORD", "y");
         runs.push((format!("mail-migrate {scheme}"), c));
+        // --plan and --verify as well: every mailbox failed for the same
+        // passing reason, so the whole run is 75, not 1.
+        for mode in ["--plan", "--verify"] {
+            let mut c = tool(MIGRATE, home.path());
+            c.arg(silent(scheme))
+                .arg(silent(scheme))
+                .args([mode, "--timeout", "1", "--state"])
+                .arg(home.path().join("state"))
+                .env("MAILBOT_MIGRATE_FROM_PASSWORD", "x")
+                .env("MAILBOT_MIGRATE_TO_PASSWORD", "y");
+            runs.push((format!("mail-migrate {mode} {scheme}"), c));
+        }
     }
     for scheme in ["smtp", "smtps"] {
         let mut c = tool(INJECT, home.path());
