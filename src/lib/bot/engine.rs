@@ -359,7 +359,9 @@ pub fn run(
     let mut sync_failed = false;
     if let (Some(sync_options), false) = (&account.sync, options.no_sync || options.dry_run) {
         let outcome = sync::run(sync_options, &mut |_| {});
-        sync_failed = outcome.is_err();
+        // A sync held by `mail-sync --watch` or `mail-bot watch` is not a
+        // failure: that one fills the maildir, this run acts on it.
+        sync_failed = matches!(&outcome, Err(e) if !e.is_locked());
         match &outcome {
             Ok(r) => {
                 report.fetched = r.folders.iter().map(|f| f.fetched).sum();
