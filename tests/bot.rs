@@ -596,6 +596,44 @@ fn a_sync_held_by_a_watcher_is_75_without_a_word_and_local_mail_is_still_handled
     );
 }
 
+/// A first run whose sync is held by a watcher (which fills the maildir)
+/// records the baseline from the local mail: a held sync is not a failed
+/// one, which would leave the account without a baseline, and so acting
+/// on nothing, for as long as the watcher runs.
+#[test]
+fn a_first_run_beside_a_watcher_records_the_baseline() {
+    let home = Home::fresh();
+    let config = home.config(&format!(
+        "[account.far]\naddress = \"me@example.org\"\nimap = \"imaps://me@127.0.0.1:1\"\npassword = \"x\"\nmaildir = \"{}\"\n",
+        home.maildir().display()
+    ));
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    home.deliver_pdf("old", "Old mail");
+    let state = home.maildir().join(".mailbot");
+    fs::create_dir_all(&state).unwrap();
+    let held = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+    assert_eq!(stdout(&out), "", "old mail acted on: {}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 existing messages recorded"),
+        "{}",
+        show(&out)
+    );
+    home.deliver_pdf("new", "New mail");
+    let out = home.bot(&["run"], Some(&config));
+    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", show(&out));
+    assert!(stdout(&out).starts_with("lpr "), "{}", show(&out));
+    drop(held);
+}
+
 #[test]
 fn a_rule_command_may_use_notmuch_itself() {
     let home = Home::new();

@@ -891,6 +891,18 @@ fn a_server_that_says_nothing_times_out_with_75() {
             .env("MAILBOT_MIGRATE_FROM_PASSWORD", "x")
             .env("MAILBOT_MIGRATE_TO_PASSWORD", "y");
         runs.push((format!("mail-migrate {scheme}"), c));
+        // --plan and --verify as well: every mailbox failed for the same
+        // passing reason, so the whole run is 75, not 1.
+        for mode in ["--plan", "--verify"] {
+            let mut c = tool(MIGRATE, home.path());
+            c.arg(silent(scheme))
+                .arg(silent(scheme))
+                .args([mode, "--timeout", "1", "--state"])
+                .arg(home.path().join("state"))
+                .env("MAILBOT_MIGRATE_FROM_PASSWORD", "x")
+                .env("MAILBOT_MIGRATE_TO_PASSWORD", "y");
+            runs.push((format!("mail-migrate {mode} {scheme}"), c));
+        }
     }
     for scheme in ["smtp", "smtps"] {
         let mut c = tool(INJECT, home.path());
@@ -912,5 +924,39 @@ fn a_server_that_says_nothing_times_out_with_75() {
         let err = stderr(&out);
         assert!(err.contains("timed out"), "{what}: {err}");
         assert!(!err.contains("os error"), "{what}: {err}");
+    }
+}
+
+/// selftest's and probe's `--timeout` bound the whole round trip: an
+/// SMTP server that takes the connection and says nothing fails the test
+/// when the time is up (75; probe CRITICAL), not after the network
+/// timeout of every retry (three minutes, while a monitor waits).
+#[test]
+fn selftest_and_probe_keep_their_timeout_with_a_silent_smtp_server() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let config = alice_config(&rig, home.path(), "");
+    let text = fs::read_to_string(&config).unwrap().replace(
+        &format!("{}:{}", rig.host, rig.submission_port),
+        &format!("127.0.0.1:{port}"),
+    );
+    write_private(&config, &text);
+    for (sub, want) in [("selftest", 75), ("probe", 2)] {
+        let mut cmd = tool(BOT, home.path());
+        cmd.arg("--home")
+            .arg(home.path().join("mb"))
+            .args([sub, "--timeout", "3"]);
+        let out = run_within(&mut cmd, 60).unwrap_or_else(|| panic!("{sub} outlived --timeout"));
+        assert_eq!(code(&out), want, "{sub}: {}", describe(&out));
+        let text = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+        assert!(text.contains("timed out"), "{sub}: {text}");
     }
 }

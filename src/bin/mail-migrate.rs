@@ -640,12 +640,13 @@ fn print_verdicts(args: &Args, verdicts: &[MailboxVerdict]) -> anyhow::Result<Ex
     for v in verdicts {
         folders += v.folders.len();
         messages += v.folders.iter().map(|f| f.source_messages).sum::<u64>();
+        // Errors go to stderr, whatever the format (the JSON has them too).
+        if let Some(e) = &v.error {
+            eprintln!("{PROGRAM}: {}: cannot compare: {e}", v.mailbox);
+        }
         if args.json {
             writeln!(out, "{}", serde_json::to_string(v)?)?;
         } else {
-            if let Some(e) = &v.error {
-                writeln!(out, "{}: cannot compare: {e}", v.mailbox)?;
-            }
             for f in v.folders.iter().filter(|f| !f.equal) {
                 writeln!(
                     out,
@@ -691,22 +692,32 @@ fn print_verdicts(args: &Args, verdicts: &[MailboxVerdict]) -> anyhow::Result<Ex
     } else {
         writeln!(out, "{summary}")?;
     }
-    let exits: Vec<Exit> = verdicts
-        .iter()
-        .map(|v| {
-            Exit::ALL
+    Ok(overall(
+        verdicts.iter().map(|v| (v.exit, v.error.is_some())),
+    ))
+}
+
+/// The exit status of a pass over many mailboxes, from each one's
+/// (exit status, whether it could not be done at all): 0 when all went
+/// well; when every mailbox failed, the status they share (75 when all
+/// failed temporarily); else 1, some failed and the rest went through.
+fn overall(mailboxes: impl Iterator<Item = (u8, bool)>) -> Exit {
+    let (exits, failed): (Vec<Exit>, Vec<bool>) = mailboxes
+        .map(|(code, failed)| {
+            let exit = Exit::ALL
                 .into_iter()
-                .find(|e| e.code() == v.exit)
-                .unwrap_or(Exit::Partial)
+                .find(|e| e.code() == code)
+                .unwrap_or(Exit::Partial);
+            (exit, failed)
         })
-        .collect();
-    Ok(if exits.iter().all(|e| *e == Exit::Ok) {
+        .unzip();
+    if exits.iter().all(|e| *e == Exit::Ok) {
         Exit::Ok
-    } else if verdicts.iter().all(|v| v.error.is_some()) && exits.windows(2).all(|w| w[0] == w[1]) {
+    } else if failed.iter().all(|f| *f) && exits.windows(2).all(|w| w[0] == w[1]) {
         exits[0]
     } else {
         Exit::Partial
-    })
+    }
 }
 
 fn human(bytes: u64) -> String {
@@ -729,7 +740,6 @@ fn print_plan(args: &Args, plans: &[MailboxPlan], options: &Options) -> anyhow::
         .copied()
         .unwrap_or(args.rate * 1e6);
     let (mut messages, mut bytes, mut rest_messages, mut rest_bytes) = (0, 0, 0, 0);
-    let mut failed = Vec::new();
     if !args.json {
         writeln!(
             out,
@@ -744,7 +754,6 @@ fn print_plan(args: &Args, plans: &[MailboxPlan], options: &Options) -> anyhow::
         rest_bytes += p.remaining_bytes;
         if let Some(e) = &p.error {
             eprintln!("{PROGRAM}: {}: {e}", p.mailbox);
-            failed.push(p.mailbox.clone());
         }
         if args.json {
             writeln!(out, "{}", serde_json::to_string(p)?)?;
@@ -781,11 +790,7 @@ fn print_plan(args: &Args, plans: &[MailboxPlan], options: &Options) -> anyhow::
     } else {
         writeln!(out, "{summary}")?;
     }
-    Ok(if failed.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Partial
-    })
+    Ok(overall(plans.iter().map(|p| (p.exit, p.error.is_some()))))
 }
 
 fn duration(seconds: f64) -> String {
@@ -888,6 +893,28 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn overall_exit_of_many_mailboxes() {
+        let ok = (0, false);
+        let temp = (75, true);
+        let auth = (77, true);
+        let differ = (1, false);
+        for (mailboxes, want) in [
+            (vec![ok, ok], Exit::Ok),
+            (vec![temp, temp], Exit::TempFail),
+            (vec![auth], Exit::NoPerm),
+            (vec![temp, auth], Exit::Partial),
+            (vec![ok, temp], Exit::Partial),
+            (vec![differ, ok], Exit::Partial),
+        ] {
+            assert_eq!(
+                overall(mailboxes.clone().into_iter()),
+                want,
+                "{mailboxes:?}"
+            );
+        }
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub struct Account {
     pub folders: Vec<String>,
     /// `YYYY-MM-DD`: mail-bot's first run on the account acts on mail
     /// dated from this day on (by default on none of the mail already
-    /// there).
+    /// there). A TOML date (`since = 2024-09-01`, unquoted) is taken too.
+    #[serde(default, deserialize_with = "day")]
     pub since: Option<String>,
     /// How long a temporary failure (server down) lasts before mail-bot
     /// says so on stderr (seconds, or `30m`, `1h`, `2d`).
@@ -361,6 +362,23 @@ where
     })
 }
 
+/// `since`: a string (checked with the rest of the file) or a TOML date,
+/// which TOML writes without quotes; a date with a time is refused.
+fn day<'de, D>(deserializer: D) -> std::result::Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match toml::Value::deserialize(deserializer)? {
+        toml::Value::String(s) => Ok(Some(s)),
+        toml::Value::Datetime(d) if d.time.is_none() && d.offset.is_none() => {
+            Ok(Some(d.to_string()))
+        }
+        other => Err(serde::de::Error::custom(format!(
+            "{other} is not a day (write YYYY-MM-DD)"
+        ))),
+    }
+}
+
 /// `YYYY-MM-DD` as the first second of that day, UTC, in seconds since
 /// the epoch.
 pub fn parse_day(text: &str) -> Option<i64> {
@@ -505,6 +523,30 @@ print = "lpr -P office {}"
         let text = err.to_string();
         assert!(text.starts_with("c.toml: line 2: "), "{text}");
         assert!(text.contains("smtp_url"), "{text}");
+    }
+
+    #[test]
+    fn since_is_a_day_quoted_or_as_a_toml_date() {
+        for text in ["since = \"2024-09-01\"", "since = 2024-09-01"] {
+            let c = Config::parse(&format!("[account.a]\n{text}\n"), Path::new("c")).unwrap();
+            assert_eq!(
+                c.account["a"].since.as_deref(),
+                Some("2024-09-01"),
+                "{text}"
+            );
+        }
+        for text in [
+            "since = 2024-09-01T10:00:00",
+            "since = 2024-09-31",
+            "since = 7",
+            "since = \"soon\"",
+        ] {
+            let err = Config::parse(&format!("[account.a]\n{text}\n"), Path::new("c"))
+                .and_then(|c| c.check_urls(Path::new("c")))
+                .unwrap_err();
+            assert_eq!(err.exit().code(), 78, "{text}");
+            assert!(err.to_string().contains("day"), "{text}: {err}");
+        }
     }
 
     #[test]

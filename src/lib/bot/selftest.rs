@@ -193,7 +193,7 @@ pub fn run(
             check_imap(sync_options, deadline)?;
             let watcher = Watcher::start(sync_options, &message_id, options.wait, deadline);
             let watcher = watcher.ready(deadline)?;
-            let sent = transport.send(&composed.envelope, &composed.bytes);
+            let sent = transport.send_before(&composed.envelope, &composed.bytes, deadline);
             if let Err(e) = sent {
                 watcher.stop();
                 return Err(e);

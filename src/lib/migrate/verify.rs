@@ -98,6 +98,8 @@ pub struct MailboxPlan {
     pub measured_rate: Option<f64>,
     /// Why the mailbox could not be measured, if so.
     pub error: Option<String>,
+    /// The exit status this mailbox alone would give.
+    pub exit: u8,
 }
 
 /// Size, flags and Message-ID of every message of the selected folder.
@@ -353,6 +355,7 @@ pub(super) fn plan_mailbox(
     })();
     if let Err(e) = outcome {
         plan.error = Some(chain(&e));
+        plan.exit = e.exit().code();
     }
     plan
 }
