@@ -373,9 +373,23 @@ impl Items {
                 return Some(Item::Failed { name, error });
             }
         };
+        // A pipe (`<(...)`) cannot be read twice: what is read here stays.
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
         let reader = Box::new(io::BufReader::with_capacity(MBOX_BUFFER, file));
-        // Not an mbox: the worker reads the file itself.
-        self.start(name, reader, |_| Item::File(path))
+        self.start(name.clone(), reader, |mut r| {
+            if regular {
+                // Not an mbox: the worker reads the file itself.
+                return Item::File(path);
+            }
+            let mut raw = Vec::new();
+            match r.read_to_end(&mut raw) {
+                Ok(_) => Item::Bytes { name, raw },
+                Err(e) => Item::Failed {
+                    name,
+                    error: Error::reading(&path, e),
+                },
+            }
+        })
     }
 
     /// stdin: one message, or an mbox.
