@@ -1109,3 +1109,152 @@ fn quiet_keeps_stderr_to_errors_and_the_cron_lines_drop_the_paths() {
     }
     server.logout();
 }
+
+/// Sets the times of `folder`'s cur/ and new/ ten seconds back, as if
+/// the last change were that old (a pass trusts only settled times).
+fn age(folder: &Path) {
+    let then = std::time::SystemTime::now() - Duration::from_secs(10);
+    for sub in ["cur", "new"] {
+        fs::File::open(folder.join(sub))
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+    }
+}
+
+/// Whether a `-vv` run left `name` alone as unchanged.
+fn skipped(out: &std::process::Output, name: &str) -> bool {
+    String::from_utf8_lossy(&out.stderr).contains(&format!("{name}: unchanged on both sides"))
+}
+
+/// A pass over a folder whose STATUS and directory times are as the last
+/// pass left them does not select or list it, and every kind of change
+/// on either side still gets seen: a flag or an expunge or a new message
+/// on the server, a flag, a new file or a deletion here, and a change in
+/// the same clock tick as the pass that wrote the folder.
+#[test]
+fn an_unchanged_folder_is_skipped_and_every_change_still_seen() {
+    let Some(rig) = Rig::from_env() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let maildir = home.path().join("Mail");
+    let name = unique("sync-skip");
+    let mut server = Server::login(&rig);
+    server.create(&name);
+    let uids: Vec<u32> = generated(&name, 4)
+        .iter()
+        .map(|m| server.append(&name, "", &mailbot::compose::to_crlf(m)))
+        .collect();
+    let folder = maildir.join(&name);
+    let pass = |extra: &[&str]| {
+        let mut c = sync(&rig, home.path(), &maildir);
+        c.args(["--folder", &name, "-vv"]).args(extra);
+        let out = run(&mut c);
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+        out
+    };
+    let paths = |out: &std::process::Output| -> Vec<PathBuf> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(PathBuf::from)
+            .collect()
+    };
+    // Settled: the first pass after the times are old records the
+    // folder, the next skips it.
+    let settle = || {
+        age(&folder);
+        let out = pass(&[]);
+        assert!(!skipped(&out, &name), "{}", describe(&out));
+        let out = pass(&[]);
+        assert!(skipped(&out, &name), "{}", describe(&out));
+        assert!(paths(&out).is_empty());
+    };
+    let out = pass(&[]);
+    assert_eq!(paths(&out).len(), 4);
+    // Written in this clock tick: a local change now, within the same
+    // second as the fetch, is seen (the folder is not taken as settled).
+    let m = local_of(&folder, uids[0]);
+    let file = m.path.file_name().unwrap().to_string_lossy().into_owned();
+    let base = file.split(":2,").next().unwrap().to_string();
+    fs::rename(&m.path, folder.join("cur").join(format!("{base}:2,S"))).unwrap();
+    let out = pass(&[]);
+    assert!(!skipped(&out, &name));
+    let flags = |server: &mut Server, uid: u32| {
+        let all = server.messages(&name);
+        all.iter()
+            .find(|m| m.uid == uid)
+            .map(|m| m.flags.clone())
+            .unwrap_or_default()
+    };
+    let f = flags(&mut server, uids[0]);
+    assert!(f.contains("\\Seen"), "{f}");
+
+    // A flag set on the server (HIGHESTMODSEQ moves).
+    settle();
+    server.store(&name, uids[1], "+FLAGS (\\Flagged)");
+    let out = pass(&[]);
+    assert!(!skipped(&out, &name));
+    assert_eq!(local_of(&folder, uids[1]).flags, "F");
+
+    // A message expunged on the server (MESSAGES drops).
+    settle();
+    server.expunge(&name, uids[2]);
+    let out = pass(&["--expunge", "to-local"]);
+    assert!(!skipped(&out, &name));
+    assert!(
+        local_messages(&folder)
+            .iter()
+            .all(|m| m.uid != Some(uids[2]))
+    );
+
+    // A new message on the server (UIDNEXT moves).
+    settle();
+    let new_uid = server.append(
+        &name,
+        "",
+        &mailbot::compose::to_crlf(&generated(&name, 1)[0]),
+    );
+    let out = pass(&[]);
+    assert!(!skipped(&out, &name));
+    assert_eq!(paths(&out).len(), 1);
+    assert!(
+        local_messages(&folder)
+            .iter()
+            .any(|m| m.uid == Some(new_uid))
+    );
+
+    // A flag changed here (cur/ changes).
+    settle();
+    let m = local_of(&folder, uids[3]);
+    let file = m.path.file_name().unwrap().to_string_lossy().into_owned();
+    let base = file.split(":2,").next().unwrap().to_string();
+    fs::rename(&m.path, folder.join("cur").join(format!("{base}:2,FS"))).unwrap();
+    let out = pass(&[]);
+    assert!(!skipped(&out, &name));
+    let f = flags(&mut server, uids[3]);
+    assert!(f.contains("\\Seen") && f.contains("\\Flagged"), "{f}");
+
+    // A new local file, seen by a pull (left alone), then by --push.
+    settle();
+    let body = b"From: me@mailbot.test\nSubject: made here\nMessage-ID: <skip-push@mailbot.test>\n\nbody\n";
+    fs::write(folder.join("new/made-here"), body).unwrap();
+    let before = server.messages(&name).len();
+    let out = pass(&[]);
+    assert!(!skipped(&out, &name));
+    // The pull left it to upload: a later --push on the settled folder
+    // still uploads it.
+    age(&folder);
+    pass(&[]);
+    let out = pass(&["--push"]);
+    assert!(!skipped(&out, &name), "{}", describe(&out));
+    assert_eq!(server.messages(&name).len(), before + 1);
+
+    // A file deleted here, carried to the server with --expunge to-server.
+    settle();
+    let gone = local_of(&folder, uids[1]);
+    fs::remove_file(&gone.path).unwrap();
+    let out = pass(&["--expunge", "to-server"]);
+    assert!(!skipped(&out, &name));
+    assert!(server.messages(&name).iter().all(|m| m.uid != uids[1]));
+    settle();
+    server.logout();
+}

@@ -32,8 +32,10 @@ const EXAMPLES: &str = "  mail-dissect message.eml
       Runs a command on each PDF (no shell; failures give exit 1).
   mail-dissect -r --out pdfs --type application/pdf --type 'image/*' Maildir
       Every message of a maildir and its subfolders; PDFs and images.
-  find Maildir -type f -print0 | mail-dissect --stdin -0 --flat attachments
-      Paths on stdin; all attachments into one folder.
+  find Maildir \\( -name .notmuch -o -name .mailbot \\) -prune -o -type f \\
+      -print0 | mail-dissect --stdin -0 --flat attachments
+      Paths on stdin; all attachments into one folder (the databases of
+      mail-index and mail-bot pruned: every file given must be a message).
   mail-dissect --json - < message.eml
       One message on stdin; one JSON object (as message.json) on stdout.
   mail-dissect --pdf --out pdfs 'All mail.mbox'
@@ -523,7 +525,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     finish(PROGRAM, args.plan().and_then(run))
 }
 

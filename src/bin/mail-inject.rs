@@ -294,7 +294,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     cli::finish(PROGRAM, run(&args))
 }
 
@@ -319,7 +319,10 @@ fn sendmail_compat(argv: &[OsString]) -> anyhow::Result<Exit> {
     let mut args = Args::try_parse_from(["sendmail", "--raw"])
         .map_err(|e| Error::new(ErrorKind::Usage, "environment", e.to_string()))?;
     args.log.verbose = u8::from(call.verbose);
-    args.log.init();
+    args.log.init(PROGRAM);
+    // As parse_args does for the other entry: nothing created is readable
+    // by others, whatever the caller's umask.
+    mailbot::private::restrict_umask();
     args.sendmail_compat = true;
     let env = ProcessEnv::capture();
     if args.queue.is_none() {

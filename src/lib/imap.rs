@@ -34,7 +34,7 @@ use crate::smtp::Auth;
 use crate::tls::{self, Wire};
 
 pub use append::{AppendOutcome, AppendStream};
-pub use listing::{MailboxStatus, Namespace};
+pub use listing::{MailboxStatus, Namespace, status_of};
 pub use response::{
     InMemory, Literals, MAX_MEMORY_LITERAL, Response, Status, Value, breaks_session,
     read_literal_to_memory, render, stream_literal, wire_error,
@@ -357,6 +357,8 @@ pub struct Session {
     grew: bool,
     /// Capabilities not to use.
     disabled: Vec<String>,
+    /// [`Session::enable_once`] has run.
+    enable_asked: bool,
 }
 
 impl Session {
@@ -373,8 +375,28 @@ impl Session {
         timeout: Duration,
         allow_plaintext_auth: bool,
     ) -> Result<Session> {
+        Session::connect_then_configure(
+            url,
+            &mut || Ok(tls_config.clone()),
+            auth,
+            timeout,
+            allow_plaintext_auth,
+        )
+    }
+
+    /// [`Session::connect`] with the TLS configuration made only once the
+    /// TCP connection is open: reading the system's certificate store
+    /// then overlaps with the server starting its side of the session.
+    pub fn connect_then_configure(
+        url: &ImapUrl,
+        make_tls_config: &mut dyn FnMut() -> Result<Arc<rustls::ClientConfig>>,
+        auth: &(impl Login + ?Sized),
+        timeout: Duration,
+        allow_plaintext_auth: bool,
+    ) -> Result<Session> {
         let object = url.display();
         let tcp = tls::connect_tcp(&url.host, url.port, timeout, &object)?;
+        let tls_config = &make_tls_config()?;
         let wire = if url.implicit_tls {
             Wire::tls(
                 tls::handshake(tcp, &url.host, tls_config, &object)?,
@@ -392,6 +414,7 @@ impl Session {
             timeout,
             grew: false,
             disabled: Vec::new(),
+            enable_asked: false,
         };
         let greeting = session.read(&mut InMemory)?;
         match &greeting {
@@ -626,6 +649,17 @@ impl Session {
         }
         self.enabled.extend(enabled.iter().cloned());
         Ok(enabled)
+    }
+
+    /// [`Session::enable`], the first time it is called only: for a
+    /// client that needs the extensions only once it selects a folder,
+    /// and may not select any.
+    pub fn enable_once(&mut self, names: &[&str]) -> Result<()> {
+        if !self.enable_asked {
+            self.enable_asked = true;
+            self.enable(names)?;
+        }
+        Ok(())
     }
 
     /// LIST `reference` `pattern`: the mailboxes, names decoded.
@@ -1078,6 +1112,13 @@ impl Session {
     /// Says LOGOUT (errors ignored: the work is done).
     pub fn logout(mut self) {
         let _ = self.execute(&[Arg::Text("LOGOUT")], &mut InMemory, &mut |_| Ok(()));
+    }
+
+    /// Says LOGOUT and closes the connection without waiting for the
+    /// server's answer: for when every command has had its answer and
+    /// nothing more is to be learnt (errors ignored).
+    pub fn logout_without_waiting(mut self) {
+        let _ = self.start("LOGOUT");
     }
 
     fn expect_ok(&self, what: &str, done: &Completion) -> Result<()> {

@@ -594,6 +594,13 @@ fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
 /// Flushes a directory's entries to disk, so a rename into it survives a
 /// crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    // The parent of a bare file name (`m1.eml`) is the empty path: the
+    // current folder.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::writing(dir, e))

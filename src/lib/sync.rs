@@ -39,6 +39,7 @@ mod folder;
 pub mod local;
 pub mod names;
 pub mod state;
+pub mod unchanged;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -50,6 +51,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::Exit;
 use crate::imap::{self, Mailbox, Session, breaks_session};
+use unchanged::Unchanged;
 
 /// How server folders map to local folders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -434,7 +436,7 @@ pub fn run_tuned(
     let _lock = lock(&options.maildir)?;
     let mut session = connect(options, tuning)?;
     let report = pass(&mut session, options, tuning, on_new, on_event)?;
-    session.logout();
+    session.logout_without_waiting();
     Ok(report)
 }
 
@@ -556,7 +558,8 @@ fn watch_session(
             &local,
             on_new,
             on_event,
-        )?;
+        )?
+        .report;
         report.merge(&done);
         on_event(Event::FolderDone(&done));
         if let Some(every) = tuning.poll_every {
@@ -580,17 +583,18 @@ fn watch_session(
     }
 }
 
+/// Connects and logs in. QRESYNC is enabled by the first SELECT (a pass
+/// where no folder changed selects none); the certificate store is read
+/// while the server starts its side of the connection.
 fn connect(options: &Options, tuning: &Tuning) -> Result<Session> {
-    let config = crate::tls::client_config(&options.tls)?;
-    let mut session = Session::connect(
+    let mut session = Session::connect_then_configure(
         &options.url,
-        &config,
+        &mut || crate::tls::client_config(&options.tls),
         &options.auth,
         options.timeout,
         options.tls.allow_plaintext_auth,
     )?;
     session.disable_capabilities(&tuning.disable_extensions);
-    session.enable(&["QRESYNC"])?;
     Ok(session)
 }
 
@@ -861,7 +865,16 @@ fn pass(
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report> {
-    let all = session.list("", "*")?;
+    // Every folder and its STATUS in one round trip (LIST-STATUS, else
+    // STATUS pipelined): what tells an unchanged folder without a SELECT.
+    let items = if session.has_capability("CONDSTORE") {
+        "UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ"
+    } else {
+        "UIDVALIDITY UIDNEXT MESSAGES"
+    };
+    let (all, statuses) = session.list_with_status(items)?;
+    let mut unchanged = Unchanged::load(&options.maildir);
+    let unchanged_before = unchanged.clone();
     let (mut mailboxes, mut missing) = chosen_folders(session, &all, &options.folders);
     if options.direction.pushes() {
         let (created, failed) = create_local_only_folders(session, options, &all)?;
@@ -895,12 +908,44 @@ fn pass(
             )),
             None => {
                 taken.insert(local.clone(), mailbox.name.clone());
-                folder::sync_folder(session, options, tuning, mailbox, &local, on_new, on_event)
+                let status = imap::status_of(&statuses, &mailbox.raw);
+                let pushes = options.direction.pushes();
+                if unchanged.can_skip(&options.maildir, &mailbox.name, &local, status, pushes) {
+                    tracing::debug!("{}: unchanged on both sides; not looked at", mailbox.name);
+                    on_event(Event::FolderStarted {
+                        folder: &mailbox.name,
+                    });
+                    Ok(FolderReport {
+                        folder: mailbox.name.clone(),
+                        local: local.clone(),
+                        ..FolderReport::default()
+                    })
+                } else {
+                    let done = folder::sync_folder(
+                        session, options, tuning, mailbox, &local, on_new, on_event,
+                    );
+                    match &done {
+                        Ok(folder::Outcome {
+                            entry: Some(entry), ..
+                        }) => {
+                            unchanged
+                                .folders
+                                .insert(mailbox.name.clone(), entry.clone());
+                        }
+                        _ => {
+                            unchanged.folders.remove(&mailbox.name);
+                        }
+                    }
+                    done.map(|o| o.report)
+                }
             }
         };
         let mut done = match outcome {
             Ok(r) => r,
-            Err(e) if breaks_session(&e) => return Err(e),
+            Err(e) if breaks_session(&e) => {
+                save_unchanged(&options.maildir, &unchanged, &unchanged_before);
+                return Err(e);
+            }
             Err(e) => {
                 FolderReport::failed(mailbox.name.clone(), local.clone(), crate::error::chain(&e))
             }
@@ -909,7 +954,15 @@ fn pass(
         on_event(Event::FolderDone(&done));
         report.folders.push(done);
     }
+    save_unchanged(&options.maildir, &unchanged, &unchanged_before);
     Ok(report)
+}
+
+/// Writes [`Unchanged`] when the pass changed it.
+fn save_unchanged(maildir: &Path, now: &Unchanged, before: &Unchanged) {
+    if now != before {
+        now.save(maildir);
+    }
 }
 
 /// The RFC 6154 special-use attribute among a LIST response's attributes.

@@ -74,6 +74,15 @@ fn status_key(raw: &str) -> String {
     }
 }
 
+/// The entry of `map` (from [`Session::list_with_status`]) for the folder
+/// whose wire-form name is `raw`.
+pub fn status_of<'a>(
+    map: &'a HashMap<String, MailboxStatus>,
+    raw: &str,
+) -> Option<&'a MailboxStatus> {
+    map.get(&status_key(raw))
+}
+
 impl Session {
     /// The first personal namespace; `None` when the server has no
     /// NAMESPACE command (then the prefix is empty and the delimiter

@@ -18,11 +18,20 @@ use super::names::{
     DELETED_HERE, FLAG_MASK, FlagBits, Unique, bits_from_imap, imap_flags, merge, with_synced,
 };
 use super::state::{self, FolderState, PendingAppend};
+use super::unchanged::{self, DirStamps};
 use super::{Event, FolderReport, Layout, NewMessage, Options, Tuning};
 use crate::error::{Error, Result};
 use crate::imap::{Fetch, InMemory, Mailbox, SelectMode, Selected, Session, UidSet, Value};
 
 use super::fetch::{self, Placer, SET_CHUNK};
+
+/// What a folder's sync did, and the [`unchanged::Entry`] that lets the
+/// next pass skip it when it left both sides in step and changed nothing
+/// here.
+pub(super) struct Outcome {
+    pub report: FolderReport,
+    pub entry: Option<unchanged::Entry>,
+}
 
 /// Syncs one server folder into `local` and returns what it did. Errors
 /// that break the session are returned; the caller turns the others
@@ -35,10 +44,13 @@ pub(super) fn sync_folder(
     local: &Path,
     on_new: &mut dyn FnMut(&NewMessage),
     on_event: &mut dyn FnMut(Event<'_>),
-) -> Result<FolderReport> {
+) -> Result<Outcome> {
     on_event(Event::FolderStarted {
         folder: &mailbox.name,
     });
+    // Before the listing: a change made after it shows as a time that
+    // differs at the end, and the folder is not taken for unchanged.
+    let before = DirStamps::read(local);
     let rel = local
         .strip_prefix(&options.maildir)
         .unwrap_or(local)
@@ -94,6 +106,7 @@ pub(super) fn sync_folder(
         );
     }
 
+    session.enable_once(&["QRESYNC"])?;
     let qresync = session.is_enabled("QRESYNC");
     let condstore = qresync || session.has_capability("CONDSTORE");
     let mode = match &loaded {
@@ -176,10 +189,14 @@ pub(super) fn sync_folder(
     }
     job.report_unprinted()?;
     job.finish(&sel, loaded.as_ref())?;
+    let entry = job.unchanged_entry(&sel, &before);
     if !job.problems.is_empty() {
         job.report.error = Some(job.problems.join("; "));
     }
-    Ok(job.report)
+    Ok(Outcome {
+        report: job.report,
+        entry,
+    })
 }
 
 struct Job<'a> {
@@ -1003,6 +1020,38 @@ impl Job<'_> {
             Some(next) => next.min(self.checkpoint_uidnext),
             None => self.checkpoint_uidnext,
         }
+    }
+
+    /// The entry that lets the next pass skip this folder (see
+    /// [`unchanged`]): only when nothing is left to do, nothing changed
+    /// here during the pass (the directory times are those read before
+    /// the listing), and those times were settled when read.
+    fn unchanged_entry(&self, sel: &Selected, before: &DirStamps) -> Option<unchanged::Entry> {
+        let highestmodseq = sel.highestmodseq.filter(|m| *m > 0)?;
+        let uidnext = sel.uidnext?;
+        let in_step = self.problems.is_empty()
+            && !self.fetch_incomplete
+            && self.st.appends.is_empty()
+            && self.final_uidnext(sel) == uidnext
+            && before.settled();
+        if !in_step {
+            return None;
+        }
+        let after = DirStamps::read(&self.root);
+        if !after.same_times(before) {
+            return None;
+        }
+        Some(unchanged::Entry {
+            local: self.st_local(),
+            uidvalidity: sel.uidvalidity,
+            uidnext,
+            highestmodseq,
+            messages: sel.exists,
+            state: unchanged::Stamp::of(&self.state_path)?,
+            cur: after.cur?,
+            new: after.new?,
+            uploads_left: !self.files.without_uid.is_empty(),
+        })
     }
 
     /// Flushes and writes the state when anything changed.
