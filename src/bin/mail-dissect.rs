@@ -38,7 +38,7 @@ const EXAMPLES: &str = "  mail-dissect message.eml
       mail-index and mail-bot pruned: every file given must be a message).
   mail-dissect --json - < message.eml
       One message on stdin; one JSON object (as message.json) on stdout.
-  mail-dissect --pdf --out pdfs 'All mail.mbox'
+  mail-dissect --pdf --out pdfs inbox.mbox
       The PDFs of every message of an mbox, read message by message; each
       message.json says which message of the mbox it was.";
 
