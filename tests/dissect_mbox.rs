@@ -211,6 +211,33 @@ fn a_file_with_a_from_line_and_one_message_stays_one_message() {
     );
 }
 
+/// A pipe named as a file (`<(...)`) is read once: the start looked at
+/// to tell an mbox is not lost.
+#[test]
+fn a_pipe_named_as_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, folders_wanted) in [("pdf-invoice.eml", 1), ("mboxo.mbox", 3)] {
+        let out_dir = tmp.path().join(name);
+        let script = format!(
+            "exec {DISSECT} --out '{}' <(cat '{}')",
+            out_dir.display(),
+            fixture(name).display()
+        );
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert_eq!(folders(&out_dir).len(), folders_wanted, "{name}");
+    }
+    let invoice = fs::read_to_string(fixture("pdf-invoice.eml")).unwrap();
+    assert_eq!(
+        folders(&tmp.path().join("pdf-invoice.eml")),
+        folders_of_messages_alone(tmp.path(), &[&invoice])
+    );
+}
+
 #[test]
 fn a_damaged_message_fails_alone() {
     let tmp = tempfile::tempdir().unwrap();

@@ -32,8 +32,8 @@
 //! the start of the command.
 //!
 //! Every working folder holds `note.txt`, `report.pdf`, `syllabus.pdf`,
-//! `invoice.pdf` and `message.eml` (from alice to alice, with `report.pdf` attached),
-//! the files the examples name. `pass` and `lpr` are stand-ins on PATH:
+//! `invoice.pdf`, `message.eml` (from alice to alice, with `report.pdf` attached)
+//! and `inbox.mbox` (that message and a short one), the files the examples name. `pass` and `lpr` are stand-ins on PATH:
 //! `pass` prints alice's password, `lpr` records its arguments.
 
 mod support;
@@ -442,6 +442,13 @@ print = "lpr -P office {{}}"
             "message.eml: {}",
             describe(&out)
         );
+        let message = fs::read_to_string(path.join("message.eml")).unwrap();
+        let mbox = format!(
+            "From {a} Mon Jan  5 10:00:00 2026\n{message}\n\
+             From {a} Mon Jan  5 11:00:00 2026\nFrom: {a}\nSubject: Thanks\n\nGot it.\n",
+            a = rig.address(0)
+        );
+        fs::write(path.join("inbox.mbox"), mbox).unwrap();
         home
     }
 

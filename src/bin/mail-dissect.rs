@@ -38,7 +38,7 @@ const EXAMPLES: &str = "  mail-dissect message.eml
       mail-index and mail-bot pruned: every file given must be a message).
   mail-dissect --json - < message.eml
       One message on stdin; one JSON object (as message.json) on stdout.
-  mail-dissect --pdf --out pdfs 'All mail.mbox'
+  mail-dissect --pdf --out pdfs inbox.mbox
       The PDFs of every message of an mbox, read message by message; each
       message.json says which message of the mbox it was.";
 
@@ -375,9 +375,23 @@ impl Items {
                 return Some(Item::Failed { name, error });
             }
         };
+        // A pipe (`<(...)`) cannot be read twice: what is read here stays.
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
         let reader = Box::new(io::BufReader::with_capacity(MBOX_BUFFER, file));
-        // Not an mbox: the worker reads the file itself.
-        self.start(name, reader, |_| Item::File(path))
+        self.start(name.clone(), reader, |mut r| {
+            if regular {
+                // Not an mbox: the worker reads the file itself.
+                return Item::File(path);
+            }
+            let mut raw = Vec::new();
+            match r.read_to_end(&mut raw) {
+                Ok(_) => Item::Bytes { name, raw },
+                Err(e) => Item::Failed {
+                    name,
+                    error: Error::reading(&path, e),
+                },
+            }
+        })
     }
 
     /// stdin: one message, or an mbox.

@@ -51,7 +51,7 @@ const EXAMPLES: &str = "  # A PDF to yourself over submission (STARTTLS + AUTH),
   mail-inject --raw -t --smtp smtps://me@mail.example.org < message.eml
 
   # Every message of an mbox into a maildir (a re-run adds only new ones):
-  mail-inject --raw --mbox 'Takeout/Mail/All mail.mbox' --maildir ~/Mail/takeout";
+  mail-inject --raw --mbox inbox.mbox --maildir ~/Mail/archive";
 
 /// Compose a MIME message and inject it: SMTP, sendmail, maildir, file.
 #[derive(Debug, Parser)]

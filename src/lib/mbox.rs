@@ -311,6 +311,11 @@ impl<R: BufRead> Reader<R> {
         let mut bare = false;
         let mut quoted = Vec::new();
         loop {
+            // Runs of plain lines straight from the read buffer: one copy,
+            // no per-line call (most of an mbox is base64).
+            if self.take_plain_lines(&mut bytes)? {
+                continue;
+            }
             let start = bytes.len();
             if self.line(&mut bytes)? == 0 {
                 self.finished = true;
@@ -330,6 +335,44 @@ impl<R: BufRead> Reader<R> {
         }
         m.bytes = finish_bytes(bytes, &quoted, true, self.format, bare);
         Ok(Some(m))
+    }
+
+    /// Appends the complete lines at the start of the read buffer that
+    /// can be neither an envelope nor a quoted `From ` line (they start
+    /// with neither `F` nor `>`, or plainly not with `From `); true when
+    /// it took any. Nothing is taken while bytes are pushed back or
+    /// captured (the slow path does those).
+    fn take_plain_lines(&mut self, bytes: &mut Vec<u8>) -> io::Result<bool> {
+        if self.pushed_at < self.pushed.len() || self.capture.is_some() {
+            return Ok(false);
+        }
+        let chunk = self.inner.fill_buf()?;
+        let mut pos = 0;
+        while pos < chunk.len() {
+            let rest = &chunk[pos..];
+            let plain = match rest[0] {
+                b'F' => rest.len() >= 5 && !rest.starts_with(b"From "),
+                b'>' => {
+                    let n = rest.iter().take_while(|&&b| b == b'>').count();
+                    rest.len() >= n + 5 && !rest[n..].starts_with(b"From ")
+                }
+                _ => true,
+            };
+            if !plain {
+                break;
+            }
+            match memchr::memchr(b'\n', rest) {
+                Some(end) => pos += end + 1,
+                None => break,
+            }
+        }
+        if pos == 0 {
+            return Ok(false);
+        }
+        bytes.extend_from_slice(&chunk[..pos]);
+        self.inner.consume(pos);
+        self.offset += pos as u64;
+        Ok(true)
     }
 
     /// Reads a body of `n` bytes into `bytes` when it ends where the next
@@ -669,6 +712,27 @@ mod tests {
         assert_eq!(msgs.len(), 2);
         assert_eq!(msgs[0].bytes, b"Subject: cut\n");
         assert_eq!(msgs[1].bytes, b"Subject: b\n\nz");
+    }
+
+    /// Reads that end anywhere in a line give the same messages.
+    #[test]
+    fn small_reads_change_nothing() {
+        let crlf = MBOXRD.replace('\n', "\r\n");
+        for raw in [MBOXRD, crlf.as_str()] {
+            let whole = read(raw.as_bytes(), Format::Auto);
+            for capacity in 1..12 {
+                let r = io::BufReader::with_capacity(capacity, raw.as_bytes());
+                let small: Vec<Message> =
+                    Reader::new(r, Format::Auto).map(|m| m.unwrap()).collect();
+                assert_eq!(small.len(), whole.len());
+                for (a, b) in small.iter().zip(&whole) {
+                    assert_eq!(
+                        (a.offset, &a.bytes, &a.envelope),
+                        (b.offset, &b.bytes, &b.envelope)
+                    );
+                }
+            }
+        }
     }
 
     #[test]
