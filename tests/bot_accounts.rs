@@ -188,6 +188,73 @@ fn mail_bot_on_real_accounts() {
     dry_run_changes_nothing(&rig);
     the_readme_course_exercise_on_each_message(&rig);
     selftest_and_probe_fail_fast_when_imap_is_down(&rig);
+    a_first_run_that_cannot_sync_records_no_baseline(&rig);
+    a_match_of_star_takes_every_message(&rig);
+}
+
+/// Item 3: a first run whose sync fails (server down, a wrong password)
+/// records no baseline of the empty local maildir; the first run that
+/// syncs records the old mail, so none of it is ever acted on.
+fn a_first_run_that_cannot_sync_records_no_baseline(rig: &Rig) {
+    let bot = Bot::new("");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let good = account(rig, "alice", 0, bot.path(), "");
+    let imaps = format!("{}:{}", rig.host, rig.imaps_port);
+    let down = good.replace(&imaps, &format!("{}:{port}", rig.host));
+    let wrong = good.replace(&rig.users[0].1, "wrong-password");
+    for (config, want) in [(&down, 75), (&wrong, 77)] {
+        bot.write(&format!("{config}{PRINT_PDFS}"));
+        let out = bot.run(&["run"]);
+        assert_eq!(code(&out), want, "{}", describe(&out));
+        assert_eq!(stdout(&out), "", "{}", describe(&out));
+    }
+    bot.write(&format!("{good}{PRINT_PDFS}"));
+    let out = bot.run(&["run"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(stdout(&out), "", "old mail acted on: {}", describe(&out));
+    assert!(
+        stderr(&out).contains("existing messages recorded"),
+        "{}",
+        describe(&out)
+    );
+    let out = bot.run(&["run"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        (stdout(&out).as_str(), stderr(&out).as_str()),
+        ("", ""),
+        "said once, nothing old acted on: {}",
+        describe(&out)
+    );
+}
+
+/// Item 7: `match = "*"` is notmuch's query for every message; it must
+/// not be turned into one that matches none: it acts on what a query
+/// for every message written otherwise acts on.
+fn a_match_of_star_takes_every_message(rig: &Rig) {
+    let acted = |query: &str| {
+        let bot = Bot::new("");
+        let log = bot.path().join("log");
+        bot.write(&format!(
+            "{}[[rule]]\nname = \"all\"\nmatch = \"{query}\"\n\
+             run = \"sh -c 'echo $MAILBOT_FOLDER >> {log}'\"\n",
+            account(
+                rig,
+                "bob",
+                1,
+                bot.path(),
+                "since = \"2000-01-01\"\nfolders = [\"INBOX\"]"
+            ),
+            log = log.display()
+        ));
+        let out = bot.run(&["run"]);
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+        fs::read_to_string(&log).unwrap_or_default().lines().count()
+    };
+    let all = acted("not tag:never-given-zz");
+    assert!(all > 0);
+    assert_eq!(acted("*"), all);
 }
 
 /// The README's three-line course exercise, run as written (only the

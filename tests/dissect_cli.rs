@@ -486,6 +486,7 @@ fn exec_runs_without_a_shell_and_counts_failures() {
 fn every_help_example_works() {
     let tmp = tempfile::tempdir().unwrap();
     fs::copy(fixture("pdf-invoice.eml"), tmp.path().join("message.eml")).unwrap();
+    fs::copy(fixture("mboxo.mbox"), tmp.path().join("All mail.mbox")).unwrap();
     let md = mailbot::maildir::Maildir::create(tmp.path().join("Maildir")).unwrap();
     md.deliver(&fs::read(fixture("names.eml")).unwrap())
         .unwrap();

@@ -31,6 +31,7 @@ fn every_binary_writes_its_man_pages() {
             ".SH EXAMPLES",
             ".SH \"EXIT STATUS\"",
             ".SH ENVIRONMENT",
+            ".SH FILES",
             ".SH \"SEE ALSO\"",
         ] {
             assert!(page.contains(section), "{name}: no {section}");
@@ -55,7 +56,27 @@ fn every_binary_writes_its_man_pages() {
             "{name}"
         );
     }
+    // mail-migrate's passwords come from variables no flag names, and
+    // its state from XDG_STATE_HOME.
+    let migrate = fs::read_to_string(dir.path().join("mail-migrate.1")).unwrap();
+    for var in [
+        "MAILBOT_MIGRATE_FROM_PASSWORD\n",
+        "MAILBOT_MIGRATE_TO_PASSWORD\n",
+        "MAILBOT_MIGRATE_FROM_MASTER_PASSWORD\n",
+        "MAILBOT_MIGRATE_TO_MASTER_PASSWORD\n",
+        "XDG_STATE_HOME, HOME\n",
+    ] {
+        assert!(
+            migrate.contains(&format!(".B {var}")),
+            "mail-migrate: no {var:?}"
+        );
+    }
+    assert!(migrate.contains("mailbot/migrate/SOURCE/DESTINATION.json"));
     let config = fs::read_to_string(dir.path().join("mailbot-config.5")).unwrap();
+    assert!(
+        config.contains("mail\\-migrate(1)"),
+        "mailbot-config(5): SEE ALSO"
+    );
     for section in [
         ".TH mailbot-config 5",
         ".SH \"ACCOUNTS\"",

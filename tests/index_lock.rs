@@ -7,7 +7,7 @@ mod index_common;
 
 use std::path::Path;
 
-use index_common::{build_maildir, expect, index_at, lines, own_errors};
+use index_common::{build_any_maildir, expect, index_at, lines, own_errors};
 
 fn count(root: &Path, query: &str) -> u64 {
     let out = expect(index_at(root, &["count", query], b""), 0, query);
@@ -17,9 +17,7 @@ fn count(root: &Path, query: &str) -> u64 {
 #[test]
 fn a_second_writer_is_told_to_retry_75() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(b) = build_maildir(&tmp.path().join("Mail")) else {
-        return;
-    };
+    let b = build_any_maildir(&tmp.path().join("Mail"));
     expect(index_at(&b.root, &["new"], b""), 0, "new");
     let holder = mailbot::index::Index::open(&b.root, Default::default()).unwrap();
     // Even in the same process a second writer is refused, not left

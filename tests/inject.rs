@@ -458,3 +458,21 @@ fn sendmail_gets_the_envelope_in_argv_and_the_message_on_stdin() {
     let out = run(&mut cmd, b"body\n");
     assert_eq!(code(&out), 75, "{}", describe(&out));
 }
+
+/// `-o m1.eml`: a bare file name is a file in the current folder. Its
+/// parent is the empty path, which once made the final directory sync
+/// fail with exit 73 after the file was written.
+#[test]
+fn a_bare_output_file_name_is_written_in_the_current_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = inject(home.path());
+    cmd.current_dir(home.path())
+        .args(["-r", "a@x.test", "-s", "bare", "--body-text", "hi"])
+        .args(["-o", "m1.eml", "b@x.test"]);
+    let out = run(&mut cmd, b"");
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
+    let written = fs::read_to_string(home.path().join("m1.eml")).unwrap();
+    assert!(written.contains("Subject: bare\r\n"), "{written}");
+    assert!(written.ends_with("hi\r\n"), "{written}");
+}

@@ -24,6 +24,7 @@ const INJECT: &str = env!("CARGO_BIN_EXE_mail-inject");
 const SYNC: &str = env!("CARGO_BIN_EXE_mail-sync");
 const DISSECT: &str = env!("CARGO_BIN_EXE_mail-dissect");
 const INDEX: &str = env!("CARGO_BIN_EXE_mail-index");
+const MIGRATE: &str = env!("CARGO_BIN_EXE_mail-migrate");
 
 /// A command for `bin` with HOME and the XDG folders inside `home` and
 /// none of the caller's MAILBOT_* (or SSL_CERT_*) settings.
@@ -712,6 +713,13 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let out = run(&mut cmd);
     assert!(stderr(&out).contains("cut-off"), "{}", describe(&out));
     assert!(!stderr(&out).contains('\x1b'), "{:?}", stderr(&out));
+    // A warning is a line like every other message: the program first.
+    let line = stderr(&out);
+    let line = line.lines().find(|l| l.contains("cut-off")).unwrap();
+    assert!(
+        line.starts_with("mail-bot: warning: ") && line.ends_with("dropping a cut-off last line"),
+        "{line:?}"
+    );
     // On a terminal (script(1) gives it one): colour, unless NO_COLOR.
     for (no_color, want) in [(None, true), (Some("1"), false)] {
         torn();
@@ -856,5 +864,62 @@ fn empty_variables_mean_unset() {
             describe(&empty),
             describe(&unset)
         );
+    }
+}
+
+/// A server that accepts the connection and then says nothing (a hung
+/// daemon, a firewall that swallows packets) costs `--timeout`, not
+/// forever: exit 75 and a line that says it timed out, for IMAP, IMAPS,
+/// SMTP, SMTPS and mail-migrate, on the greeting and in the handshake.
+#[test]
+fn a_server_that_says_nothing_times_out_with_75() {
+    let home = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let silent = |scheme: &str| format!("{scheme}://me@127.0.0.1:{port}");
+    let mut runs: Vec<(String, Command)> = Vec::new();
+    for scheme in ["imap", "imaps"] {
+        let mut c = tool(SYNC, home.path());
+        c.arg(silent(scheme))
+            .arg("--maildir")
+            .arg(home.path().join("m"))
+            .args(["--timeout", "1"])
+            .env("MAILBOT_PASSWORD", "x");
+        runs.push((format!("mail-sync {scheme}"), c));
+        let mut c = tool(MIGRATE, home.path());
+        c.arg(silent(scheme))
+            .arg(silent(scheme))
+            .args(["--timeout", "1", "--state"])
+            .arg(home.path().join("state"))
+            .env("MAILBOT_MIGRATE_FROM_PASSWORD", "x")
+            .env("MAILBOT_MIGRATE_TO_PASSWORD", "y");
+        runs.push((format!("mail-migrate {scheme}"), c));
+    }
+    for scheme in ["smtp", "smtps"] {
+        let mut c = tool(INJECT, home.path());
+        c.args([
+            "--smtp",
+            &silent(scheme),
+            "--timeout",
+            "1",
+            "--retries",
+            "0",
+        ])
+        .args(["-r", "a@example.org", "--body-text", "x", "b@example.org"])
+        .env("MAILBOT_PASSWORD", "x");
+        runs.push((format!("mail-inject {scheme}"), c));
+    }
+    for (what, mut cmd) in runs {
+        let out = run_within(&mut cmd, 60).unwrap_or_else(|| panic!("{what}: hung"));
+        assert_eq!(code(&out), 75, "{what}: {}", describe(&out));
+        let err = stderr(&out);
+        assert!(err.contains("timed out"), "{what}: {err}");
+        assert!(!err.contains("os error"), "{what}: {err}");
     }
 }

@@ -42,8 +42,10 @@ const EXAMPLES: &str = "  mail-bot selftest
       for it with IMAP IDLE; prints the round-trip time.
   mail-bot --account school probe --warning 30 --critical 120
       One status line and exit 0/1/2/3 for Nagios-style monitoring.
-  */5 * * * * mail-bot run
-      The crontab line: overlapping runs exit 75 quietly.";
+  */5 * * * * $HOME/.local/bin/mail-bot run
+      The crontab line, with the full path (cron's PATH is /usr/bin:/bin;
+      scripts/install puts it there for a user, /usr/local/bin for root):
+      overlapping runs exit 75 quietly.";
 
 const RUN_EXAMPLES: &str = "  mail-bot run
       One pass: sync every account, index the new messages, run the
@@ -52,9 +54,9 @@ const RUN_EXAMPLES: &str = "  mail-bot run
       Which rule would act on which message; nothing is done or recorded.
   mail-bot run --no-sync --json
       Only what is in the local maildirs; one JSON object per account.
-  */5 * * * * mail-bot run
-      The crontab line: a run that finds another one going exits 75
-      quietly.";
+  */5 * * * * $HOME/.local/bin/mail-bot run
+      The crontab line, with the full path (cron's PATH is /usr/bin:/bin):
+      a run that finds another one going exits 75 quietly.";
 
 const WATCH_EXAMPLES: &str = "  mail-bot watch
       Acts on new mail as it arrives: IMAP IDLE for an account with a
@@ -210,7 +212,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     mailbot::index::install_panic_filter();
     match &args.command {
         Cmd::Probe {

@@ -3,9 +3,10 @@
 //! Thin: flags → a checked plan → `mailbot::dissect` per message (on all
 //! cores, output in input order) → paths, JSON or commands on stdout.
 
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -16,6 +17,7 @@ use mailbot::dissect::{self, Options, Target, Written};
 use mailbot::error::{Error, ErrorKind};
 use mailbot::exit::Exit;
 use mailbot::maildir::Maildir;
+use mailbot::mbox;
 use mailbot::shell;
 
 const PROGRAM: &str = "mail-dissect";
@@ -30,10 +32,15 @@ const EXAMPLES: &str = "  mail-dissect message.eml
       Runs a command on each PDF (no shell; failures give exit 1).
   mail-dissect -r --out pdfs --type application/pdf --type 'image/*' Maildir
       Every message of a maildir and its subfolders; PDFs and images.
-  find Maildir -type f -print0 | mail-dissect --stdin -0 --flat attachments
-      Paths on stdin; all attachments into one folder.
+  find Maildir \\( -name .notmuch -o -name .mailbot \\) -prune -o -type f \\
+      -print0 | mail-dissect --stdin -0 --flat attachments
+      Paths on stdin; all attachments into one folder (the databases of
+      mail-index and mail-bot pruned: every file given must be a message).
   mail-dissect --json - < message.eml
-      One message on stdin; one JSON object (as message.json) on stdout.";
+      One message on stdin; one JSON object (as message.json) on stdout.
+  mail-dissect --pdf --out pdfs 'All mail.mbox'
+      The PDFs of every message of an mbox, read message by message; each
+      message.json says which message of the mbox it was.";
 
 /// Turn received messages back into their original files: attachments
 /// under safe names, the bodies decoded to UTF-8, and a message.json with
@@ -41,13 +48,31 @@ const EXAMPLES: &str = "  mail-dissect message.eml
 #[derive(Debug, Parser)]
 #[command(name = PROGRAM, version, after_help = after_help(EXAMPLES))]
 struct Args {
-    /// Message files, maildir folders (new/ and cur/), or - for one
-    /// message on stdin.
+    /// Message files, mbox files, maildir folders (new/ and cur/), or -
+    /// for a message or an mbox on stdin.
     #[arg(value_name = "INPUT")]
     inputs: Vec<PathBuf>,
     /// Also read the maildir folders below the given folders.
     #[arg(short, long)]
     recursive: bool,
+    /// Read every file named (and -) as an mbox, even one message or one
+    /// without a From_ line first. Without it, a file that starts with a
+    /// From_ line and holds more than one message is read as an mbox.
+    #[arg(long, conflicts_with = "no_mbox")]
+    mbox: bool,
+    /// Read every file as one message, never as an mbox.
+    #[arg(long)]
+    no_mbox: bool,
+    /// How an mbox delimits messages and quotes From lines: auto
+    /// (Content-Length when it fits, mboxrd unquoting unless a message has
+    /// a bare From line), mboxo, mboxrd, mboxcl, mboxcl2.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        default_value = "auto",
+        value_parser = ["auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2"]
+    )]
+    mbox_format: String,
     /// Read input paths from stdin, one per line (NUL-separated with -0).
     #[arg(long)]
     stdin: bool,
@@ -132,6 +157,8 @@ enum Output {
 struct Plan {
     inputs: Vec<PathBuf>,
     recursive: bool,
+    mbox: MboxMode,
+    mbox_format: mbox::Format,
     stdin_paths: bool,
     null: bool,
     target: PathBuf,
@@ -202,6 +229,14 @@ impl Args {
         Ok(Plan {
             inputs: self.inputs,
             recursive: self.recursive,
+            mbox: if self.mbox {
+                MboxMode::Always
+            } else if self.no_mbox {
+                MboxMode::Never
+            } else {
+                MboxMode::Detect
+            },
+            mbox_format: mbox::Format::from_name(&self.mbox_format).unwrap_or_default(),
             stdin_paths: self.stdin,
             null: self.null,
             target,
@@ -228,11 +263,47 @@ impl Args {
     }
 }
 
+/// When a file is read as an mbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MboxMode {
+    /// When it starts with a From_ line and holds more than one message.
+    Detect,
+    /// Always (`--mbox`).
+    Always,
+    /// Never (`--no-mbox`).
+    Never,
+}
+
+/// An input named on the command line or on stdin, not yet opened.
+#[derive(Debug)]
+enum Input {
+    /// A file the user named: a message, or an mbox.
+    Named(PathBuf),
+    /// A message of a maildir folder.
+    MaildirEntry(PathBuf),
+    /// `-`: a message or an mbox on stdin.
+    Stdin,
+}
+
 /// One message to dissect.
 #[derive(Debug)]
 enum Item {
     File(PathBuf),
-    Stdin(Vec<u8>),
+    /// A whole input already read (stdin, a one-message file).
+    Bytes {
+        name: String,
+        raw: Vec<u8>,
+    },
+    /// One message of an mbox.
+    Mbox {
+        mbox: Arc<str>,
+        message: mbox::Message,
+    },
+    /// An input that could not be read, reported in its place.
+    Failed {
+        name: String,
+        error: Error,
+    },
 }
 
 impl Item {
@@ -240,14 +311,197 @@ impl Item {
     fn size(&self) -> u64 {
         match self {
             Item::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
-            Item::Stdin(raw) => raw.len() as u64,
+            Item::Bytes { raw, .. } => raw.len() as u64,
+            Item::Mbox { message, .. } => message.bytes.len() as u64,
+            Item::Failed { .. } => 0,
         }
     }
 
     fn name(&self) -> String {
         match self {
             Item::File(p) => p.display().to_string(),
-            Item::Stdin(_) => "-".into(),
+            Item::Bytes { name, .. } | Item::Failed { name, .. } => name.clone(),
+            Item::Mbox { mbox, message } => format!(
+                "{mbox}: message {} (byte {})",
+                message.number, message.offset
+            ),
+        }
+    }
+}
+
+/// The read buffer of an mbox: large reads, one message in memory.
+const MBOX_BUFFER: usize = 1 << 20;
+
+/// The inputs as the messages they hold, opened one by one as they are
+/// asked for: an mbox is read message by message, never whole.
+struct Items {
+    inputs: std::vec::IntoIter<Input>,
+    mode: MboxMode,
+    format: mbox::Format,
+    current: Option<OpenMbox>,
+    /// Messages beyond one per input so far (for the progress bar).
+    extra: u64,
+    bar: Option<ProgressBar>,
+}
+
+struct OpenMbox {
+    name: Arc<str>,
+    reader: mbox::Reader<Box<dyn BufRead + Send>>,
+}
+
+impl Items {
+    fn new(inputs: Vec<Input>, plan: &Plan) -> Self {
+        Items {
+            inputs: inputs.into_iter(),
+            mode: plan.mbox,
+            format: plan.mbox_format,
+            current: None,
+            extra: 0,
+            bar: None,
+        }
+    }
+
+    /// A named file: the message it is, or the first message of the mbox
+    /// it is.
+    fn open_named(&mut self, path: PathBuf) -> Option<Item> {
+        let name = path.display().to_string();
+        if self.mode == MboxMode::Never {
+            return Some(Item::File(path));
+        }
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let error = Error::reading(&path, e);
+                return Some(Item::Failed { name, error });
+            }
+        };
+        let reader = Box::new(io::BufReader::with_capacity(MBOX_BUFFER, file));
+        // Not an mbox: the worker reads the file itself.
+        self.start(name, reader, |_| Item::File(path))
+    }
+
+    /// stdin: one message, or an mbox.
+    fn open_stdin(&mut self) -> Option<Item> {
+        let reader = Box::new(io::BufReader::with_capacity(MBOX_BUFFER, io::stdin()));
+        self.start("-".into(), reader, |mut r| {
+            let mut raw = Vec::new();
+            match r.read_to_end(&mut raw) {
+                Ok(_) => Item::Bytes {
+                    name: "-".into(),
+                    raw,
+                },
+                Err(e) => Item::Failed {
+                    name: "-".into(),
+                    error: Error::io(ErrorKind::InputMissing, "-", e),
+                },
+            }
+        })
+    }
+
+    /// Looks at the start of `reader`: not an mbox gives `plain(reader)`;
+    /// an mbox of one message (unless forced) gives the whole input as it
+    /// is, as before mbox reading existed; else its first message, the
+    /// rest following on later calls.
+    fn start(
+        &mut self,
+        name: String,
+        mut reader: Box<dyn BufRead + Send>,
+        plain: impl FnOnce(Box<dyn BufRead + Send>) -> Item,
+    ) -> Option<Item> {
+        let failed = |name: &str, e: io::Error| Item::Failed {
+            name: name.to_string(),
+            error: Error::reading(Path::new(name), e),
+        };
+        // The first line that is not blank (at most 64 KiB of it).
+        let mut head = Vec::new();
+        loop {
+            let before = head.len();
+            if let Err(e) = (&mut reader).take(64 << 10).read_until(b'\n', &mut head) {
+                return Some(failed(&name, e));
+            }
+            let line = &head[before..];
+            if line.is_empty() || !line.trim_ascii().is_empty() || head.len() >= 64 << 10 {
+                break;
+            }
+        }
+        let is_mbox = match self.mode {
+            MboxMode::Always => true,
+            MboxMode::Detect => mbox::starts_like_mbox(&head),
+            MboxMode::Never => false,
+        };
+        let reader: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(head).chain(reader));
+        if !is_mbox {
+            return Some(plain(reader));
+        }
+        let mut r = mbox::Reader::new(reader, self.format);
+        let detecting = self.mode == MboxMode::Detect;
+        if detecting {
+            r.start_capture();
+        }
+        let first = match r.next_message() {
+            Ok(Some(m)) => m,
+            // An empty mbox holds no message.
+            Ok(None) => return None,
+            Err(e) => return Some(failed(&name, e)),
+        };
+        if detecting {
+            match r.at_end() {
+                // One message: the input is the message, From_ line and all.
+                Ok(true) => {
+                    let raw = r.take_capture();
+                    return Some(Item::Bytes { name, raw });
+                }
+                Ok(false) => drop(r.take_capture()),
+                Err(e) => return Some(failed(&name, e)),
+            }
+        }
+        let name: Arc<str> = name.into();
+        self.current = Some(OpenMbox {
+            name: name.clone(),
+            reader: r,
+        });
+        Some(Item::Mbox {
+            mbox: name,
+            message: first,
+        })
+    }
+}
+
+impl Iterator for Items {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(open) = &mut self.current {
+                match open.reader.next_message() {
+                    Ok(Some(message)) => {
+                        self.extra += 1;
+                        if let Some(bar) = &self.bar {
+                            bar.inc_length(1);
+                        }
+                        return Some(Item::Mbox {
+                            mbox: open.name.clone(),
+                            message,
+                        });
+                    }
+                    Ok(None) => self.current = None,
+                    Err(e) => {
+                        let name = open.name.to_string();
+                        self.current = None;
+                        let error = Error::reading(Path::new(&name), e);
+                        return Some(Item::Failed { name, error });
+                    }
+                }
+                continue;
+            }
+            let item = match self.inputs.next()? {
+                Input::MaildirEntry(p) => Some(Item::File(p)),
+                Input::Named(p) => self.open_named(p),
+                Input::Stdin => self.open_stdin(),
+            };
+            if let Some(item) = item {
+                return Some(item);
+            }
         }
     }
 }
@@ -257,7 +511,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     finish(PROGRAM, args.plan().and_then(run))
 }
 
@@ -325,7 +579,7 @@ struct Run<'p> {
 impl Run<'_> {
     /// Input arguments as messages; a missing one is reported (exit 66 at
     /// the end) and the rest go on.
-    fn expand_all(&mut self, inputs: &[PathBuf]) -> Vec<Item> {
+    fn expand_all(&mut self, inputs: &[PathBuf]) -> Vec<Input> {
         let mut items = Vec::new();
         for input in inputs {
             match expand(input, self.plan.recursive) {
@@ -342,8 +596,10 @@ impl Run<'_> {
     /// Dissects and writes `items` on all workers, reporting each in
     /// input order as soon as it and everything before it is done. Only a
     /// failure to write stdout ends the run.
-    fn process(&mut self, items: Vec<Item>) -> anyhow::Result<()> {
+    fn process(&mut self, inputs: Vec<Input>) -> anyhow::Result<()> {
         let plan = self.plan;
+        let count = inputs.len() as u64;
+        let mut items = Items::new(inputs, plan);
         let one = |item: Item| {
             let name = item.name();
             let result = if plan.flat {
@@ -360,28 +616,31 @@ impl Run<'_> {
             (name, result)
         };
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        if items.len() < 2 || threads < 2 {
+        let first = items.next();
+        let second = items.next();
+        if second.is_none() || threads < 2 {
             // One message (a loop over files, a pipeline): no threads.
-            for item in items {
+            for item in first.into_iter().chain(second).chain(items) {
                 let (name, result) = one(item);
                 self.finish(name, result)?;
             }
             return self.out.flush().context("stdout");
         }
-        let total = items.len();
         if plan.progress {
-            let bar = ProgressBar::new(total as u64);
+            // An mbox makes the count grow as its messages are read.
+            let bar = ProgressBar::new(count + items.extra);
+            items.bar = Some(bar.clone());
             bar.set_style(
                 ProgressStyle::with_template("dissecting {wide_bar} {pos}/{len} messages {eta}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             self.bar = Some(bar);
         }
-        let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+        let queue = std::sync::Mutex::new(first.into_iter().chain(second).chain(items).enumerate());
         let window = Window::default();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|s| {
-            for _ in 0..threads.min(total) {
+            for _ in 0..threads {
                 let tx = tx.clone();
                 let (queue, window, one) = (&queue, &window, &one);
                 s.spawn(move || {
@@ -573,16 +832,43 @@ enum Pending {
 }
 
 fn dissect_item(item: Item, options: &Options) -> anyhow::Result<dissect::Dissection> {
-    let raw = match item {
-        Item::File(p) => std::fs::read(&p).map_err(|e| Error::reading(&p, e))?,
-        Item::Stdin(bytes) => bytes,
+    let (raw, source, defects) = match item {
+        Item::File(p) => (
+            std::fs::read(&p).map_err(|e| Error::reading(&p, e))?,
+            None,
+            Vec::new(),
+        ),
+        Item::Bytes { raw, .. } => (raw, None, Vec::new()),
+        Item::Mbox { mbox, message } => {
+            if message.bytes.is_empty() {
+                return Err(
+                    Error::new(ErrorKind::BadInput, "", "not a message (it is empty)").into(),
+                );
+            }
+            let source = dissect::Source {
+                mbox: mbox.to_string(),
+                message: message.number,
+                offset: message.offset,
+                envelope: String::from_utf8_lossy(&message.envelope).into_owned(),
+            };
+            (message.bytes, Some(source), message.defects)
+        }
+        Item::Failed { error, .. } => return Err(error.into()),
     };
     if raw.is_empty() {
         return Err(
             Error::new(ErrorKind::BadInput, "", "not a message (the file is empty)").into(),
         );
     }
-    let d = dissect::dissect_bytes(&raw, options);
+    let mut d = dissect::dissect_bytes(&raw, options);
+    d.source = source;
+    // What the mbox reader guessed comes first: it is about the whole.
+    let guessed = defects.into_iter().map(|detail| mailbot::mime::Defect {
+        part: String::new(),
+        kind: mailbot::mime::DefectKind::Mbox,
+        detail,
+    });
+    d.defects.splice(0..0, guessed);
     for defect in &d.defects {
         tracing::debug!("part {}: {}", defect.part, defect.detail);
     }
@@ -642,18 +928,13 @@ fn prepare_output(dir: &Path, flat: bool) -> anyhow::Result<()> {
 }
 
 /// An input argument as the messages it stands for.
-fn expand(input: &Path, recursive: bool) -> mailbot::Result<Vec<Item>> {
+fn expand(input: &Path, recursive: bool) -> mailbot::Result<Vec<Input>> {
     if input.as_os_str() == "-" {
-        let mut raw = Vec::new();
-        io::stdin()
-            .lock()
-            .read_to_end(&mut raw)
-            .map_err(|e| Error::io(ErrorKind::InputMissing, "-", e))?;
-        return Ok(vec![Item::Stdin(raw)]);
+        return Ok(vec![Input::Stdin]);
     }
     let meta = std::fs::metadata(input).map_err(|e| Error::reading(input, e))?;
     if !meta.is_dir() {
-        return Ok(vec![Item::File(input.to_path_buf())]);
+        return Ok(vec![Input::Named(input.to_path_buf())]);
     }
     let root = Maildir::at(input);
     let is_maildir = input.join("cur").is_dir() || input.join("new").is_dir();
@@ -678,7 +959,7 @@ fn expand(input: &Path, recursive: bool) -> mailbot::Result<Vec<Item>> {
     let mut items = Vec::new();
     for folder in folders {
         for entry in Maildir::at(&folder).list()? {
-            items.push(Item::File(entry.path));
+            items.push(Input::MaildirEntry(entry.path));
         }
     }
     Ok(items)

@@ -202,7 +202,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     index::install_panic_filter();
     finish(PROGRAM, run(args))
 }
@@ -372,19 +372,29 @@ fn add(
     if paths.is_empty() && !stdin {
         return Err(Error::new(ErrorKind::Usage, "", "no files: give paths, or --stdin").into());
     }
-    let mut index = Index::open(maildir, options.clone())?;
     let mut tally = Tally::new();
-    tally.add(&mut index, &paths)?;
     if !stdin {
+        let mut index = Index::open(maildir, options.clone())?;
+        tally.add(&mut index, &paths)?;
         index.close()?;
     } else {
+        // A maildir that is not there yet is the producer's to make
+        // (`mail-sync --account A | mail-index --account A add --stdin`
+        // on a new account): the database is opened at the first path.
+        let index = if paths.is_empty() && !maildir.exists() {
+            None
+        } else {
+            let mut index = Index::open(maildir, options.clone())?;
+            tally.add(&mut index, &paths)?;
+            Some(index)
+        };
         // Paths are indexed as they come (`mail-sync --watch` never ends
         // its output). When none has come for a moment the database is
         // closed, so what was indexed is on disk and searchable, and other
         // writers (notmuch tag from a mail reader, mail-index new from
         // cron) are not locked out while the producer is idle.
         let rx = cli::stdin_paths(null);
-        let mut open = Some(index);
+        let mut open = index;
         loop {
             let first = if open.is_some() {
                 match rx.recv_timeout(IDLE_CLOSE) {

@@ -48,7 +48,10 @@ const EXAMPLES: &str = "  # A PDF to yourself over submission (STARTTLS + AUTH),
       --smtp smtp://me@mail.example.org
 
   # A finished message, recipients from its To/Cc/Bcc (Bcc is removed):
-  mail-inject --raw -t --smtp smtps://me@mail.example.org < message.eml";
+  mail-inject --raw -t --smtp smtps://me@mail.example.org < message.eml
+
+  # Every message of an mbox into a maildir (a re-run adds only new ones):
+  mail-inject --raw --mbox 'Takeout/Mail/All mail.mbox' --maildir ~/Mail/takeout";
 
 /// Compose a MIME message and inject it: SMTP, sendmail, maildir, file.
 #[derive(Debug, Parser)]
@@ -129,6 +132,31 @@ struct Args {
     /// Send a finished message from stdin unchanged (except Bcc:, which is removed).
     #[arg(long, help_heading = "Compose", conflicts_with_all = ["subject", "attach", "inline", "cc", "html", "body", "body_text", "headers", "reply_to", "in_reply_to", "date", "message_id", "boundary"])]
     raw: bool,
+    /// With --raw and --maildir: deliver every message of this mbox
+    /// (mboxo, mboxrd, mboxcl, mboxcl2; - for stdin) into the maildir,
+    /// each as it was before it went into the mbox (no From_ line, >From
+    /// unquoted, LF line ends), printing the new files' paths. A message
+    /// already delivered from an mbox before (the same bytes) is not
+    /// delivered again.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires_all = ["raw", "maildir"],
+        conflicts_with_all = ["output", "sendmail", "read_recipients", "recipients"],
+        help_heading = "Compose"
+    )]
+    mbox: Option<PathBuf>,
+    /// With --mbox: how it delimits messages and quotes From lines (as
+    /// mail-dissect --mbox-format).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        default_value = "auto",
+        requires = "mbox",
+        value_parser = ["auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2"],
+        help_heading = "Compose"
+    )]
+    mbox_format: String,
     /// With --raw: recipients from the To:, Cc: and Bcc: headers too (as sendmail -t).
     #[arg(
         short = 't',
@@ -266,7 +294,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     cli::finish(PROGRAM, run(&args))
 }
 
@@ -291,7 +319,10 @@ fn sendmail_compat(argv: &[OsString]) -> anyhow::Result<Exit> {
     let mut args = Args::try_parse_from(["sendmail", "--raw"])
         .map_err(|e| Error::new(ErrorKind::Usage, "environment", e.to_string()))?;
     args.log.verbose = u8::from(call.verbose);
-    args.log.init();
+    args.log.init(PROGRAM);
+    // As parse_args does for the other entry: nothing created is readable
+    // by others, whatever the caller's umask.
+    mailbot::private::restrict_umask();
     args.sendmail_compat = true;
     let env = ProcessEnv::capture();
     if args.queue.is_none() {
@@ -433,6 +464,9 @@ fn run(args: &Args) -> anyhow::Result<Exit> {
     }
     if let Some(csv) = &args.batch_csv {
         return run_batch(args, &account, csv, csv_items(args, &account, csv)?);
+    }
+    if let Some(mbox) = &args.mbox {
+        return deliver_mbox(args, mbox);
     }
     let targets = targets(args, &account)?;
     let message = build_message(args, &account)?;
@@ -686,6 +720,91 @@ fn raw_message(args: &Args, from: Option<String>) -> anyhow::Result<Composed> {
         bytes,
         envelope: Envelope { from: sender, to },
     })
+}
+
+// ---------------------------------------------------------------- mbox
+
+/// The tag of a maildir name that says which message an mbox delivery
+/// was: `S` and the first 32 hex digits of the sha256 of its bytes.
+const MBOX_TAG: &str = "S";
+
+/// `--raw --mbox FILE --maildir DIR`: every message of the mbox into
+/// DIR/new, read one at a time. A message whose bytes an earlier
+/// delivery from an mbox already put there (in new/ or cur/) is left
+/// out, so a re-run (or an export that overlaps the last one) adds only
+/// what is new. A message that cannot be delivered is reported, and the
+/// rest go on (exit 1).
+fn deliver_mbox(args: &Args, path: &Path) -> anyhow::Result<Exit> {
+    use sha2::{Digest, Sha256};
+    let dir = args.maildir.as_deref().unwrap_or(Path::new("."));
+    let format = mailbot::mbox::Format::from_name(&args.mbox_format).unwrap_or_default();
+    let input: Box<dyn io::BufRead> = if path.as_os_str() == "-" {
+        Box::new(io::BufReader::with_capacity(1 << 20, io::stdin()))
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| Error::reading(path, e))?;
+        Box::new(io::BufReader::with_capacity(1 << 20, file))
+    };
+    // Each message is written as given (already LF) and hashed as
+    // written, so the name says what the file holds.
+    let maildir = Maildir::create(dir)?.with_line_ends(mailbot::maildir::LineEnds::Crlf);
+    let mut present = std::collections::HashSet::new();
+    for entry in maildir.list()? {
+        if let Some(tag) = mailbot::maildir::tag_of(&entry.unique, MBOX_TAG) {
+            present.insert(tag.to_string());
+        }
+    }
+    let mut out = cli::PathOutput::stdout(false);
+    let mut exit = Exit::Ok;
+    let (mut delivered, mut skipped) = (0usize, 0usize);
+    let name = path.display().to_string();
+    for message in mailbot::mbox::Reader::new(input, format) {
+        let message = message.map_err(|e| Error::reading(path, e))?;
+        let object = format!(
+            "{name}: message {} (byte {})",
+            message.number, message.offset
+        );
+        if message.bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            let e = Error::new(ErrorKind::BadInput, object, "not a message (it is empty)");
+            cli::report(PROGRAM, &e.into());
+            exit = exit.worse(Exit::Partial);
+            continue;
+        }
+        let bytes = mailbot::maildir::crlf_to_lf(&message.bytes);
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let tag = format!("{MBOX_TAG}{}", &hash[..32]);
+        if !present.insert(tag.clone()) {
+            skipped += 1;
+            if args.json {
+                out.line(&json!({"mbox": name, "message": message.number, "offset": message.offset, "status": "present"}).to_string())?;
+            }
+            continue;
+        }
+        match maildir.deliver_tagged(&bytes, &tag) {
+            Ok(file) => {
+                delivered += 1;
+                if args.json {
+                    out.line(&json!({"mbox": name, "message": message.number, "offset": message.offset, "status": "delivered", "path": file}).to_string())?;
+                } else {
+                    out.path(&file)?;
+                }
+            }
+            Err(e) => {
+                let e = anyhow::Error::from(e).context(object);
+                cli::report(PROGRAM, &e);
+                let code = if mailbot::exit::exit_for(e.as_ref()) == Exit::CantCreate {
+                    Exit::CantCreate
+                } else {
+                    Exit::Partial
+                };
+                exit = exit.worse(code);
+            }
+        }
+    }
+    out.flush()?;
+    if args.log.verbose > 0 {
+        eprintln!("{PROGRAM}: {name}: {delivered} delivered, {skipped} already there");
+    }
+    Ok(exit)
 }
 
 // -------------------------------------------------------------- inject

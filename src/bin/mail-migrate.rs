@@ -236,7 +236,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     cli::finish(PROGRAM, run(&args))
 }
 

@@ -40,9 +40,10 @@ const EXAMPLES: &str =
       Upload new local messages too; remove local copies of what the server expunged.
   mail-sync imaps://me@mail.example.org --maildir ~/Mail --watch
       Stay connected (IDLE on INBOX) and print each new message's path as it comes.
-  */10 * * * * mail-sync --account school -q >/dev/null
-      From cron: -q keeps stderr to errors, and the new paths (stdout) are
-      dropped, so cron mails only failures; exit 75 means try again later.";
+  */10 * * * * $HOME/.local/bin/mail-sync --account school -q >/dev/null
+      From cron, with the full path (cron's PATH is /usr/bin:/bin): -q
+      keeps stderr to errors, and the new paths (stdout) are dropped, so
+      cron mails only failures; exit 75 means try again later.";
 
 /// How folders are laid out locally, for `--layout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -205,7 +206,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    args.log.init();
+    args.log.init(PROGRAM);
     mailbot::index::install_panic_filter();
     cli::finish(PROGRAM, run(&args))
 }

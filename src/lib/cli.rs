@@ -79,8 +79,9 @@ pub struct LogArgs {
 
 impl LogArgs {
     /// Starts logging to stderr at the level the flags ask for. Warnings
-    /// are shown by default, errors only with `-q`.
-    pub fn init(&self) {
+    /// are shown by default, errors only with `-q`. Each line starts with
+    /// `program` as every other message does: `mail-sync: warning: ...`.
+    pub fn init(&self, program: &'static str) {
         let default = match (self.quiet, self.verbose) {
             (true, _) => "error",
             (false, 0) => "warn",
@@ -93,13 +94,50 @@ impl LogArgs {
             .as_deref()
             .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
             .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+        let ansi = colour_on_stderr(std::env::var_os("NO_COLOR").as_deref());
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_ansi(colour_on_stderr(std::env::var_os("NO_COLOR").as_deref()))
+            .with_ansi(ansi)
             .with_writer(io::stderr)
-            .without_time()
-            .with_target(false)
+            .event_format(Prefixed { program, ansi })
             .try_init();
+    }
+}
+
+/// The shape of a log line: `program: level: message`, the level word
+/// (none for `info`) in colour when `ansi`.
+struct Prefixed {
+    program: &'static str,
+    ansi: bool,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Prefixed
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing::Level;
+        let (word, colour) = match *event.metadata().level() {
+            Level::ERROR => ("error: ", "31"),
+            Level::WARN => ("warning: ", "33"),
+            Level::INFO => ("", ""),
+            Level::DEBUG => ("debug: ", "34"),
+            Level::TRACE => ("trace: ", "35"),
+        };
+        write!(writer, "{}: ", self.program)?;
+        match (word, self.ansi) {
+            ("", _) => {}
+            (w, true) => write!(writer, "\x1b[{colour}m{w}\x1b[0m")?,
+            (w, false) => write!(writer, "{w}")?,
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

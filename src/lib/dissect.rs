@@ -226,6 +226,21 @@ pub struct Dissection {
     /// What was asked for (recorded in `message.json`, so a re-run with
     /// the same selection can skip the message).
     pub selection: Selection,
+    /// The mbox the message came out of, when it did.
+    pub source: Option<Source>,
+}
+
+/// Where in an mbox a message was (recorded in `message.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// The mbox file (`-` for stdin).
+    pub mbox: String,
+    /// Its position in the mbox, from 1.
+    pub message: usize,
+    /// The byte offset of its `From ` line in the mbox.
+    pub offset: u64,
+    /// Its envelope line after `From ` (sender and date).
+    pub envelope: String,
 }
 
 /// The part of [`Options`] that decides which files exist.

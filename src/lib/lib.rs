@@ -20,6 +20,7 @@ pub mod index;
 pub mod lockfile;
 pub mod maildir;
 pub mod manpage;
+pub mod mbox;
 pub mod migrate;
 pub mod mime;
 pub mod private;

@@ -401,12 +401,25 @@ impl Maildir {
 
     /// Like [`Maildir::stage`], streaming the message from a reader.
     pub fn stage_from(&self, reader: &mut dyn Read) -> Result<Staged<'_>> {
+        self.stage_named(reader, "")
+    }
+
+    /// Delivers `message` into `new/` byte for byte (whatever this
+    /// folder's line ends) under a unique name that carries `tag` (ASCII
+    /// letters and digits) after its counter: `SECONDS.M..P..Q..<tag>.HOST`,
+    /// so that [`tag_of`] finds it again, also once the message has moved
+    /// to `cur/`.
+    pub fn deliver_tagged(&self, message: &[u8], tag: &str) -> Result<PathBuf> {
+        self.stage_named(&mut &message[..], tag)?.commit()
+    }
+
+    fn stage_named(&self, reader: &mut dyn Read, tag: &str) -> Result<Staged<'_>> {
         let tmp_dir = self.root.join("tmp");
         // A unique name can in theory collide with a leftover of an earlier
         // process that had the same pid; `create_new` makes that a retry,
         // never an overwrite.
         for _ in 0..8 {
-            let unique = unique_name();
+            let unique = unique_name_tagged(tag);
             let tmp_path = tmp_dir.join(&unique);
             let file = OpenOptions::new()
                 .write(true)
@@ -581,6 +594,13 @@ fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
 /// Flushes a directory's entries to disk, so a rename into it survives a
 /// crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    // The parent of a bare file name (`m1.eml`) is the empty path: the
+    // current folder.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::writing(dir, e))
@@ -688,18 +708,35 @@ static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 /// form Dovecot and qmail write. `/` and `:` in the host name are escaped
 /// as `\057` and `\072`, as the maildir specification asks.
 pub fn unique_name() -> String {
+    unique_name_tagged("")
+}
+
+/// [`unique_name`] with `tag` after the counter (see
+/// [`Maildir::deliver_tagged`]).
+fn unique_name_tagged(tag: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
     format!(
-        "{}.M{:06}P{}Q{}.{}",
+        "{}.M{:06}P{}Q{}{}.{}",
         now.as_secs(),
         now.subsec_micros(),
         std::process::id(),
         n,
+        tag,
         host_for_names()
     )
+}
+
+/// The tag [`Maildir::deliver_tagged`] put into a unique name: the
+/// letters and digits after the `Q` counter's digits, when they start
+/// with `prefix`.
+pub fn tag_of<'a>(unique: &'a str, prefix: &str) -> Option<&'a str> {
+    let middle = unique.split('.').nth(1)?;
+    let (_, after_q) = middle.rsplit_once('Q')?;
+    let tag = after_q.trim_start_matches(|c: char| c.is_ascii_digit());
+    (tag.starts_with(prefix) && tag.len() > prefix.len()).then_some(tag)
 }
 
 /// A sort key that puts unique names in delivery order: the seconds,

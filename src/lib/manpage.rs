@@ -167,6 +167,33 @@ fn environment(cmd: &Command) -> Vec<(String, String)> {
                 .into(),
         ));
     }
+    if has("from_password_command") {
+        for (var, what) in [
+            ("MAILBOT_MIGRATE_FROM_PASSWORD", "the source password"),
+            ("MAILBOT_MIGRATE_TO_PASSWORD", "the destination password"),
+            (
+                "MAILBOT_MIGRATE_FROM_MASTER_PASSWORD",
+                "the source administrator's password (--from-master)",
+            ),
+            (
+                "MAILBOT_MIGRATE_TO_MASTER_PASSWORD",
+                "the destination administrator's password (--to-master)",
+            ),
+        ] {
+            vars.push((
+                var.into(),
+                format!("{what} itself, when no password command is given"),
+            ));
+        }
+    }
+    if has("state") {
+        vars.push((
+            "XDG_STATE_HOME, HOME".into(),
+            "where the state folder is kept when --state is not given ($XDG_STATE_HOME/mailbot, \
+             else ~/.local/state/mailbot)"
+                .into(),
+        ));
+    }
     if has("config") {
         vars.push((
             "XDG_CONFIG_HOME, HOME".into(),
@@ -243,6 +270,23 @@ fn files(cmd: &Command, top: &str) -> Vec<(&'static str, &'static str)> {
             (
                 "MAILDIR/.mailbot/bot.lock",
                 "held while a run works: a second one exits 75",
+            ),
+        ],
+        "mail-migrate" => &[
+            (
+                "$XDG_STATE_HOME/mailbot/migrate/SOURCE/DESTINATION.json",
+                "the state of each mailbox pair (--state DIR, else ~/.local/state/...): both \
+                 sides' UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ and which source UID became which \
+                 destination UID; a cache, rebuilt from the servers when lost",
+            ),
+            (
+                "$XDG_STATE_HOME/mailbot/migrate/SOURCE/DESTINATION.json.lock",
+                "held while a pair is moved: a second run on it exits 75",
+            ),
+            (
+                "USERS.csv",
+                "--users: source_user, destination_user and each side's password or password \
+                 command; refused unless only its owner can read it",
             ),
         ],
         _ => &[],
@@ -391,7 +435,7 @@ The password is taken, in order, from --password-command (MAILBOT_PASSWORD_COMMA
 - $XDG_CONFIG_HOME/mailbot/config.toml: this file.
 - MAILDIR/.mailbot/bot.jsonl: mail-bot's journal of the messages each rule acted on.
 # SEE ALSO
-mail-inject(1), mail-sync(1), mail-index(1), mail-dissect(1), mail-bot(1), notmuch-search-terms(7)
+mail-inject(1), mail-sync(1), mail-index(1), mail-dissect(1), mail-bot(1), mail-migrate(1), notmuch-search-terms(7)
 "#;
 
 #[cfg(test)]

@@ -549,6 +549,14 @@ impl Session {
         let w = self.wire.get_mut();
         if let Err(e) = w.write_all(bytes).and_then(|()| w.flush()) {
             self.usable = false;
+            if crate::tls::is_timeout(&e) {
+                let limit = self
+                    .wire
+                    .get_ref()
+                    .tcp()
+                    .and_then(|t| t.write_timeout().ok().flatten());
+                return Err(crate::tls::timed_out(&self.object, limit));
+            }
             return Err(
                 Error::new(ErrorKind::Temporary, &self.object, "connection lost").with_source(e),
             );
@@ -576,6 +584,14 @@ impl Session {
                 Ok(_) => {}
                 Err(e) => {
                     self.usable = false;
+                    if crate::tls::is_timeout(&e) {
+                        let limit = self
+                            .wire
+                            .get_ref()
+                            .tcp()
+                            .and_then(|t| t.read_timeout().ok().flatten());
+                        return Err(crate::tls::timed_out(&self.object, limit));
+                    }
                     let kind = if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
                         ErrorKind::Tls
                     } else {

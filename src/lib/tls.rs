@@ -266,10 +266,36 @@ pub fn handshake(
         .map_err(|e| Error::new(ErrorKind::Tls, object, "TLS set-up failed").with_source(e))?;
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut tcp) {
+            if is_timeout(&e) {
+                return Err(timed_out(object, tcp.read_timeout().ok().flatten()));
+            }
             return Err(tls_error(object, e));
         }
     }
     Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+/// Whether a failed read or write ran into the socket's time limit
+/// (`SO_RCVTIMEO` gives `WouldBlock`, "Resource temporarily unavailable",
+/// which must not reach the user as the reason).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// The error for a server that said nothing within the time limit
+/// (`Temporary`, exit 75), naming the limit when the socket knows it.
+pub fn timed_out(object: &str, limit: Option<std::time::Duration>) -> Error {
+    let why = match limit {
+        Some(l) => format!(
+            "timed out: the server said nothing for {}",
+            crate::child::describe_duration(l)
+        ),
+        None => "timed out: the server said nothing".to_string(),
+    };
+    Error::new(ErrorKind::Temporary, object, why)
 }
 
 /// Classifies an I/O error met during a handshake: rustls's own errors

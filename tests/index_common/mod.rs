@@ -99,6 +99,106 @@ pub fn build_maildir(root: &Path) -> Option<Built> {
     })
 }
 
+/// The test maildir at `root`: the corpus one of [`build_maildir`] when
+/// there are corpora, else one of the same shape generated here (the core
+/// tier, so a fresh clone tests mail-index too): messages in the same
+/// nested folders (`bar/baz`, `foo/baz`, each with `cur/` and `new/`), 40
+/// threads, [`EXTRA`]'s places in `.Corpus/cur/` taken by generated
+/// messages (those of [`NOT_MAIL`] not mail, 15 and 16 one Message-ID
+/// twice), and the same invoice and files to skip.
+/// `MAILBOT_TEST_GENERATED_MAILDIR=1` takes the generated one even with
+/// corpora, to check it.
+pub fn build_any_maildir(root: &Path) -> Built {
+    let generated = std::env::var_os("MAILBOT_TEST_GENERATED_MAILDIR").is_some_and(|v| v == "1");
+    let have_corpora = std::env::var_os("MAILBOT_CORPORA").is_some_and(|v| !v.is_empty())
+        || Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpora")).is_dir()
+        || std::env::var_os("MAILBOT_REQUIRE_CORPORA").is_some_and(|v| !v.is_empty() && v != "0");
+    if have_corpora && !generated {
+        return build_maildir(root).expect("corpora");
+    }
+    generate_maildir(root)
+}
+
+/// A message of the generated maildir: `n` picks its sender, date and
+/// Message-ID; every fourth answers the one before (a thread of two).
+fn generated_message(n: usize) -> String {
+    let reply = if n % 4 == 1 {
+        format!("In-Reply-To: <gen-{}@mailbot.test>\n", n - 1)
+    } else {
+        String::new()
+    };
+    format!(
+        "From: Sender {n} <sender{n}@example.org>\nTo: me@example.org\n\
+         Subject: generated message {n}\nDate: Mon, {day} Jan 2024 10:00:00 +0000\n\
+         Message-ID: <gen-{n}@mailbot.test>\n{reply}MIME-Version: 1.0\n\
+         Content-Type: text/plain; charset=utf-8\n\nThe body of message {n}.\n",
+        day = 1 + n % 28
+    )
+}
+
+fn generate_maildir(root: &Path) -> Built {
+    let mut n = 0;
+    let mut put = |folder: &Path, sub: &str, flags: &str| {
+        fs::create_dir_all(folder.join("cur")).unwrap();
+        fs::create_dir_all(folder.join("new")).unwrap();
+        let name = if sub == "new" {
+            format!("{}.M{n}P1Q1.gen.mailbot.test", 1_700_000_000 + n)
+        } else {
+            format!("{}.M{n}P1Q1.gen.mailbot.test:2,{flags}", 1_700_000_000 + n)
+        };
+        fs::write(folder.join(sub).join(name), generated_message(n)).unwrap();
+        n += 1;
+    };
+    // 52 messages over the folders notmuch's default corpus has: 39 + 13
+    // replies, so 39 threads, and 40 with the invoice.
+    let flags = ["", "S", "F", "RS", "S", "PS"];
+    for (folder, many) in [
+        ("", 12),
+        ("bar", 10),
+        ("bar/baz", 10),
+        ("foo", 10),
+        ("foo/baz", 10),
+    ] {
+        for i in 0..many {
+            let sub = if i % 3 == 0 { "new" } else { "cur" };
+            put(&root.join(folder), sub, flags[i % flags.len()]);
+        }
+    }
+    let corpus = root.join(".Corpus");
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(corpus.join(sub)).unwrap();
+    }
+    fs::write(corpus.join("maildirfolder"), b"").unwrap();
+    let mut extra = Vec::new();
+    for i in 0..EXTRA.len() {
+        let to = corpus.join(format!("cur/{:02}.corpus.mailbot.test:2,", i + 1));
+        let text = if NOT_MAIL.contains(&i) {
+            // No From, To or Subject: not mail, for notmuch and mail-index.
+            format!("X-Note: not a message {i}\n\nplain text\n")
+        } else if i == 16 {
+            fs::read_to_string(&extra[15]).unwrap()
+        } else {
+            generated_message(1000 + i)
+        };
+        fs::write(&to, text).unwrap();
+        extra.push(to);
+    }
+    let invoice = corpus.join("new/1795428000.M1P1Q1.fixture.mailbot.test");
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dissect/pdf-invoice.eml"),
+        &invoice,
+    )
+    .unwrap();
+    fs::copy(&extra[0], corpus.join("tmp/1.in-progress")).unwrap();
+    fs::copy(&extra[0], corpus.join("cur/.hidden:2,")).unwrap();
+    fs::write(root.join("dovecot-uidlist"), b"3 V1 N2\n1 :1.M1.h\n").unwrap();
+    Built {
+        root: root.to_path_buf(),
+        extra,
+        invoice,
+    }
+}
+
 pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {

@@ -333,8 +333,10 @@ pub fn run(
     };
     let rules = rules_for(rules, &account.name);
     check_rules(account, &rules)?;
+    let mut sync_failed = false;
     if let (Some(sync_options), false) = (&account.sync, options.no_sync || options.dry_run) {
         let outcome = sync::run(sync_options, &mut |_| {});
+        sync_failed = outcome.is_err();
         match &outcome {
             Ok(r) => {
                 report.fetched = r.folders.iter().map(|f| f.fetched).sum();
@@ -365,6 +367,13 @@ pub fn run(
         State::open(&dir)?
     };
     let fresh = state.is_fresh();
+    if fresh && sync_failed && options.backfill.is_none() {
+        // The first run records the mail already on the server as seen.
+        // Without a sync there is nothing to record: a baseline of what
+        // happens to be local would make the next run, once the server
+        // answers (or the password is fixed), act on all the old mail.
+        return Ok(report);
+    }
     let pending = state.pending_keys();
     let found = walk(&account.maildir, account.layout)?;
     let specials = special_uses(&account.maildir);
@@ -786,7 +795,13 @@ impl Worker<'_> {
             let Some(id) = self.index()?.message_id_of_file(&found.path)? else {
                 return Ok(false);
             };
-            let narrowed = format!("({q}) and {}", id_query(&id));
+            // notmuch takes `*` for every message only as the whole query;
+            // inside parentheses it would match nothing.
+            let narrowed = if q.trim() == "*" {
+                id_query(&id)
+            } else {
+                format!("({q}) and {}", id_query(&id))
+            };
             if self.index()?.count(&narrowed)? == 0 {
                 return Ok(false);
             }

@@ -104,6 +104,8 @@ pub struct Written {
 struct Report<'a> {
     folder: String,
     sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a super::Source>,
     selection: &'a Selection,
     headers: &'a MainHeaders,
     parts: Vec<serde_json::Value>,
@@ -278,6 +280,7 @@ fn report_json(d: &Dissection, folder: &Path, files: &[WrittenFile]) -> Result<S
     let report = Report {
         folder: folder.display().to_string(),
         sha256: &d.sha256,
+        source: d.source.as_ref(),
         selection: &d.selection,
         headers: &d.headers,
         parts: parts_with_files(&d.parts, files),

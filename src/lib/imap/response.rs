@@ -276,8 +276,10 @@ pub fn wire_error(object: &str, e: io::Error) -> Error {
     if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
         return Error::new(ErrorKind::Tls, object, "TLS error").with_source(e);
     }
+    if crate::tls::is_timeout(&e) {
+        return crate::tls::timed_out(object, None);
+    }
     let why = match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out waiting for the server",
         io::ErrorKind::UnexpectedEof => "connection closed by the server",
         _ => "connection lost",
     };

@@ -4,10 +4,12 @@
 //! The file has a header row naming its columns: `source_user` (required),
 //! `destination_user` (default: the source user), and for each side
 //! either `…_password` or `…_password_command`, or neither (master-user
-//! and OAuth2 logins need no per-user secret). Fields follow RFC 4180:
-//! commas inside double quotes, `""` for a quote. Empty lines and lines
-//! starting with `#` are skipped. A file with a password column is
-//! refused unless only its owner can read it.
+//! and OAuth2 logins need no per-user secret). Fields follow RFC 4180
+//! ([`crate::batch::parse_csv`]): commas, line breaks and `""` (a quote)
+//! inside double quotes, CRLF or LF line ends; a UTF-8 byte-order mark
+//! is skipped. Empty lines and lines starting with `#` are skipped. A
+//! file with a password column is refused unless only its owner can read
+//! it.
 //!
 //! A mailbox's shard is the FNV-1a hash of its source user modulo the
 //! shard count: the same user lands in the same shard whatever the
@@ -62,24 +64,39 @@ pub struct UserRow {
     pub destination_secret: Option<SecretSource>,
 }
 
-/// The rows of users CSV `text`; `origin` names it in errors.
+/// The rows of users CSV `text`; `origin` names it in errors. Also says
+/// whether the file holds passwords (so its mode must be checked).
+///
+/// Errors are bad input (exit 65) naming the line, and the column when
+/// one field is at fault: a field that is not RFC 4180, a row with more
+/// or fewer fields than the header, a column named twice, a source user
+/// listed twice (two jobs would move the same mailbox at once), an empty
+/// user or one with control characters.
 pub fn parse(text: &str, origin: &str) -> Result<(Vec<UserRow>, bool)> {
     let bad = |line: usize, why: String| {
         Error::new(ErrorKind::BadInput, format!("{origin}: line {line}"), why)
     };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
-    let Some((header_line, header)) = lines.next() else {
+    // Spreadsheets save "CSV UTF-8" with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let parsed = crate::batch::parse_csv(text).map_err(|e| {
+        Error::new(
+            ErrorKind::BadInput,
+            format!("{origin}: {}", e.object()),
+            e.detail().to_string(),
+        )
+    })?;
+    let mut lines = parsed
+        .into_iter()
+        .filter(|(_, fields)| !fields.first().is_some_and(|f| f.starts_with('#')))
+        .filter(|(_, fields)| fields.iter().any(|f| !f.trim().is_empty()));
+    let Some((header_line, columns)) = lines.next() else {
         return Err(Error::new(
             ErrorKind::BadInput,
             origin,
             "empty: expected a header row (source_user,destination_user,...)",
         ));
     };
-    let columns = fields(header).map_err(|e| bad(header_line, e))?;
+    let columns: Vec<String> = columns.iter().map(|c| c.trim().to_string()).collect();
     const KNOWN: [&str; 6] = [
         "source_user",
         "destination_user",
@@ -88,15 +105,25 @@ pub fn parse(text: &str, origin: &str) -> Result<(Vec<UserRow>, bool)> {
         "source_password_command",
         "destination_password_command",
     ];
-    for c in &columns {
-        if !KNOWN.contains(&c.trim()) {
+    for (i, c) in columns.iter().enumerate() {
+        if !KNOWN.contains(&c.as_str()) {
             return Err(bad(
                 header_line,
-                format!("unknown column {c:?} (known: {})", KNOWN.join(", ")),
+                format!(
+                    "column {}: unknown column {c:?} (known: {})",
+                    i + 1,
+                    KNOWN.join(", ")
+                ),
+            ));
+        }
+        if let Some(first) = columns[..i].iter().position(|o| o == c) {
+            return Err(bad(
+                header_line,
+                format!("column {}: {c:?} is column {} already", i + 1, first + 1),
             ));
         }
     }
-    let at = |name: &str| columns.iter().position(|c| c.trim() == name);
+    let at = |name: &str| columns.iter().position(|c| c == name);
     let Some(source_at) = at("source_user") else {
         return Err(bad(header_line, "no source_user column".into()));
     };
@@ -111,9 +138,8 @@ pub fn parse(text: &str, origin: &str) -> Result<(Vec<UserRow>, bool)> {
         }
     }
     let holds_passwords = at("source_password").is_some() || at("destination_password").is_some();
-    let mut rows = Vec::new();
-    for (n, line) in lines {
-        let values = fields(line).map_err(|e| bad(n, e))?;
+    let mut rows: Vec<UserRow> = Vec::new();
+    for (n, values) in lines {
         if values.len() != columns.len() {
             return Err(bad(
                 n,
@@ -124,6 +150,16 @@ pub fn parse(text: &str, origin: &str) -> Result<(Vec<UserRow>, bool)> {
                 ),
             ));
         }
+        let field =
+            |i: usize, why: &str| bad(n, format!("column {} ({}): {why}", i + 1, columns[i]));
+        for (i, v) in values.iter().enumerate() {
+            // A user or password goes into an IMAP command: no line
+            // breaks or other control characters (a password command is a
+            // shell command line, where a newline would be a second one).
+            if v.chars().any(char::is_control) {
+                return Err(field(i, "a control character (line break, tab, ...)"));
+            }
+        }
         let get = |name: &str| {
             at(name)
                 .map(|i| values[i].clone())
@@ -131,7 +167,16 @@ pub fn parse(text: &str, origin: &str) -> Result<(Vec<UserRow>, bool)> {
         };
         let source_user = values[source_at].trim().to_string();
         if source_user.is_empty() {
-            return Err(bad(n, "empty source_user".into()));
+            return Err(field(source_at, "empty"));
+        }
+        if let Some(earlier) = rows.iter().find(|r| r.source_user == source_user) {
+            return Err(field(
+                source_at,
+                &format!(
+                    "{source_user:?} is on line {} already (one row per source mailbox)",
+                    earlier.line
+                ),
+            ));
         }
         let secret = |side: &str| {
             get(&format!("{side}_password"))
@@ -142,6 +187,7 @@ pub fn parse(text: &str, origin: &str) -> Result<(Vec<UserRow>, bool)> {
             line: n,
             destination_user: get("destination_user")
                 .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| source_user.clone()),
             source_user,
             source_secret: secret("source"),
@@ -149,40 +195,6 @@ pub fn parse(text: &str, origin: &str) -> Result<(Vec<UserRow>, bool)> {
         });
     }
     Ok((rows, holds_passwords))
-}
-
-/// The fields of one CSV line.
-fn fields(line: &str) -> std::result::Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cur.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => cur.push(c),
-            (false, '"') if cur.is_empty() && !was_quoted => {
-                quoted = true;
-                was_quoted = true;
-            }
-            (false, ',') => {
-                out.push(std::mem::take(&mut cur));
-                was_quoted = false;
-            }
-            (false, '"') => return Err("a quote inside an unquoted field".into()),
-            (false, c) => cur.push(c),
-        }
-    }
-    if quoted {
-        return Err("a quoted field is not closed".into());
-    }
-    out.push(cur);
-    Ok(out)
 }
 
 /// A shard selection `I/N`: shard I (0-based) of N.
@@ -261,6 +273,28 @@ mod tests {
     }
 
     #[test]
+    fn csv_as_spreadsheets_write_it() {
+        // A byte-order mark, CRLF, and a quoted password with a comma, a
+        // doubled quote and the header's columns in another order.
+        let text = "\u{feff}source_password,source_user\r\n\"a,b\"\"c\",alice\r\n\r\n";
+        let (rows, passwords) = parse(text, "u.csv").unwrap();
+        assert!(passwords);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].source_user, "alice");
+        assert_eq!(
+            rows[0].source_secret,
+            Some(SecretSource::Given(Secret::new("a,b\"c".into())))
+        );
+        // A quoted field may span lines: the next row's line is right.
+        let text = "source_user,destination_user\n\"alice\",\"x\"\n\"bob\",\n";
+        let (rows, _) = parse(text, "u.csv").unwrap();
+        assert_eq!(
+            (rows[1].line, rows[1].destination_user.as_str()),
+            (3, "bob")
+        );
+    }
+
+    #[test]
     fn bad_csv_names_the_line() {
         for (text, want) in [
             ("", "empty"),
@@ -272,6 +306,27 @@ mod tests {
                 "source_user,source_password,source_password_command\n",
                 "both",
             ),
+            (
+                "source_user,source_user\nalice,bob\n",
+                "line 1: column 2: \"source_user\" is column 1 already",
+            ),
+            (
+                "source_user,source_password\nalice,a\nbob,b\nalice,c\n",
+                "line 4: column 1 (source_user): \"alice\" is on line 2 already",
+            ),
+            (
+                "source_user,source_password\nbob,\"a\nb\"\n",
+                "line 2: column 2 (source_password): a control character",
+            ),
+            (
+                "source_user,destination_user\nbob,\"x\r\nA1 DELETE INBOX\"\n",
+                "line 2: column 2 (destination_user): a control character",
+            ),
+            (
+                "source_user,source_password\n,x\n",
+                "line 2: column 1 (source_user): empty",
+            ),
+            ("source_user\n\"a\n", "line 2: a quoted field is not closed"),
         ] {
             let e = parse(text, "u.csv").unwrap_err();
             assert!(e.to_string().contains(want), "{text:?}: {e}");

@@ -91,6 +91,8 @@ pub enum DefectKind {
     Uuencode,
     /// A TNEF problem.
     Tnef,
+    /// A message of an mbox whose bounds had to be guessed.
+    Mbox,
 }
 
 /// Something that had to be guessed, repaired or skipped.
