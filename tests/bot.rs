@@ -801,3 +801,33 @@ fn the_example_configuration_loads_and_is_the_readmes() {
         "the README's complete example is not examples/config.toml"
     );
 }
+
+/// The account's `line_ends` holds for what mail-bot itself delivers into
+/// the local maildir (the selftest's message): LF by default, as every
+/// other maildir writer, the CRLF of the composed message with `crlf`.
+#[test]
+fn the_selftest_delivers_with_the_accounts_line_ends() {
+    for (line_ends, crlf) in [(None, false), (Some("crlf"), true), (Some("lf"), false)] {
+        let home = Home::fresh();
+        let config = home.path().join("config.toml");
+        let mut text = format!(
+            "[account.here]\naddress = \"me@localhost\"\nmaildir = \"{}\"\n",
+            home.maildir().display()
+        );
+        if let Some(l) = line_ends {
+            text.push_str(&format!("line_ends = \"{l}\"\n"));
+        }
+        fs::write(&config, text).unwrap();
+        let out = home.bot(&["selftest", "--json"], Some(&config));
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let report = &json_lines(&out)[0];
+        assert_eq!(report["route"], "maildir", "{report}");
+        let message = fs::read(report["message"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            message.windows(2).any(|w| w == b"\r\n"),
+            crlf,
+            "{line_ends:?}"
+        );
+        assert!(message.contains(&b'\n'));
+    }
+}

@@ -519,6 +519,15 @@ fn the_system_trust_store_is_used_and_ca_files_add_to_it() {
         ),
         0
     );
+    // (The file is tried first and the store read only when the file
+    // does not vouch for the server; neither vouching is still refused.)
+    assert_eq!(
+        sync(
+            &[("SSL_CERT_FILE", &other_ca)],
+            &[flag("--ca-file"), &other_ca]
+        ),
+        76
+    );
     // ...and the file's CA counts besides the system's.
     assert_eq!(
         sync(

@@ -317,6 +317,7 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
             since: None,
             alert_after: engine::DEFAULT_ALERT_AFTER,
             reply_interval: engine::DEFAULT_REPLY_INTERVAL,
+            line_ends: Default::default(),
         });
     }
     Ok(Setup {
@@ -405,6 +406,7 @@ fn account_from(
         since: a.since.as_deref().and_then(mailbot::config::parse_day),
         alert_after: a.alert_after.unwrap_or(engine::DEFAULT_ALERT_AFTER),
         reply_interval: a.reply_interval.unwrap_or(engine::DEFAULT_REPLY_INTERVAL),
+        line_ends: a.line_ends.unwrap_or_default(),
     })
 }
 

@@ -11,7 +11,9 @@
 //! the one place the library looks at the environment, as every TLS
 //! client on the system does. Only when the store holds no usable
 //! certificate are the bundled Mozilla roots (webpki-roots) used. The
-//! store is read once per process.
+//! store is read once per process, and with `--ca-file` only when the
+//! CA files do not vouch for the server on their own (same outcome,
+//! without the cost of reading it in the common case).
 //!
 //! It does not do client certificates, revocation or key pinning.
 
@@ -105,12 +107,103 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
             .with_no_client_auth()
+    } else if !options.ca_files.is_empty() && !options.ca_files_only {
+        // The CA files first: the system's store (tens of milliseconds to
+        // read) only when they do not vouch for the server.
+        let mut own = RootCertStore::empty();
+        for path in &options.ca_files {
+            add_pem(&mut own, path)?;
+        }
+        let verifier = CaFilesFirst {
+            own: webpki_verifier(own, &provider)?,
+            all: OnceLock::new(),
+            options: options.clone(),
+            provider: provider.clone(),
+        };
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth()
     } else {
         builder
             .with_root_certificates(trusted_roots(options)?)
             .with_no_client_auth()
     };
     Ok(Arc::new(config))
+}
+
+fn webpki_verifier(
+    roots: RootCertStore,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<rustls::client::WebPkiServerVerifier>> {
+    rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Tls, "TLS", e.to_string()))
+}
+
+/// `--ca-file` without `--only-ca-file`: trusts what the system's store
+/// and the CA files trust, as [`trusted_roots`] says, but verifies with
+/// the CA files alone first and reads the system's store only when they
+/// do not vouch for the server. The outcome is the same as verifying
+/// against both at once (the system's store plus the files accepts all
+/// the files accept); only the common case is cheaper.
+#[derive(Debug)]
+struct CaFilesFirst {
+    own: Arc<rustls::client::WebPkiServerVerifier>,
+    all: OnceLock<std::result::Result<Arc<rustls::client::WebPkiServerVerifier>, String>>,
+    options: TlsOptions,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for CaFilesFirst {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if let Ok(ok) =
+            self.own
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            return Ok(ok);
+        }
+        let all = self.all.get_or_init(|| {
+            trusted_roots(&self.options)
+                .and_then(|roots| webpki_verifier(roots, &self.provider))
+                .map_err(|e| e.to_string())
+        });
+        match all {
+            Ok(all) => {
+                all.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            Err(e) => Err(rustls::Error::General(e.clone())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.own.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.own.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.own.supported_verify_schemes()
+    }
 }
 
 /// The roots `options` trusts (see [`TlsOptions`]).

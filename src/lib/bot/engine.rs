@@ -98,6 +98,10 @@ pub struct Account {
     pub alert_after: Duration,
     /// The least time between two automatic replies to one sender.
     pub reply_interval: Duration,
+    /// How messages mail-bot itself puts into the local maildir store
+    /// their line ends (the account's `line_ends`; the sync's own
+    /// setting is in [`Account::sync`]).
+    pub line_ends: crate::maildir::LineEnds,
 }
 
 /// How long a temporary failure (server down) is kept quiet by default.

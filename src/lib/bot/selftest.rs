@@ -223,7 +223,7 @@ pub fn run(
             ));
         }
         (None, None) => {
-            let inbox = Maildir::create(account.folder("INBOX"))?;
+            let inbox = Maildir::create(account.folder("INBOX"))?.with_line_ends(account.line_ends);
             let path = inbox.deliver(&composed.bytes)?;
             say(&format!(
                 "delivered into the local maildir: {}",
