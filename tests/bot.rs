@@ -546,16 +546,19 @@ fn line_reader(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<S
     rx
 }
 
-#[test]
-fn a_sync_held_by_a_watcher_is_75_without_a_word_and_local_mail_is_still_handled() {
-    let home = Home::new();
-    // An account whose server nobody answers for: only the lock decides.
+/// An account whose server nobody answers for (port 1): only the lock
+/// and the local maildir decide what a run does.
+fn far_account(home: &Home) -> PathBuf {
     let config = home.config(&format!(
         "[account.far]\naddress = \"me@example.org\"\nimap = \"imaps://me@127.0.0.1:1\"\npassword = \"x\"\nmaildir = \"{}\"\n",
         home.maildir().display()
     ));
     std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    home.deliver_pdf("k", "Kept local");
+    config
+}
+
+/// Takes the maildir's sync lock, as a running watcher holds it.
+fn hold_sync_lock(home: &Home) -> fs::File {
     let state = home.maildir().join(".mailbot");
     fs::create_dir_all(&state).unwrap();
     let held = fs::OpenOptions::new()
@@ -565,6 +568,16 @@ fn a_sync_held_by_a_watcher_is_75_without_a_word_and_local_mail_is_still_handled
         .open(state.join("lock"))
         .unwrap();
     held.lock().unwrap();
+    held
+}
+
+#[test]
+fn a_sync_held_by_a_watcher_is_75_without_a_word_and_local_mail_is_still_handled() {
+    let home = Home::new();
+    // An account whose server nobody answers for: only the lock decides.
+    let config = far_account(&home);
+    home.deliver_pdf("k", "Kept local");
+    let held = hold_sync_lock(&home);
     let out = home.bot(&["run"], Some(&config));
     assert_eq!(out.status.code(), Some(75), "{}", show(&out));
     assert!(out.stderr.is_empty(), "quietly: {}", show(&out));
@@ -603,21 +616,9 @@ fn a_sync_held_by_a_watcher_is_75_without_a_word_and_local_mail_is_still_handled
 #[test]
 fn a_first_run_beside_a_watcher_records_the_baseline() {
     let home = Home::fresh();
-    let config = home.config(&format!(
-        "[account.far]\naddress = \"me@example.org\"\nimap = \"imaps://me@127.0.0.1:1\"\npassword = \"x\"\nmaildir = \"{}\"\n",
-        home.maildir().display()
-    ));
-    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = far_account(&home);
     home.deliver_pdf("old", "Old mail");
-    let state = home.maildir().join(".mailbot");
-    fs::create_dir_all(&state).unwrap();
-    let held = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(state.join("lock"))
-        .unwrap();
-    held.lock().unwrap();
+    let held = hold_sync_lock(&home);
     let out = home.bot(&["run"], Some(&config));
     assert_eq!(out.status.code(), Some(75), "{}", show(&out));
     assert_eq!(stdout(&out), "", "old mail acted on: {}", show(&out));
